@@ -1,0 +1,1 @@
+"""First-party shopscore plugins. Core finds them through the `shopscore` entry-point group only."""
