@@ -1,0 +1,209 @@
+"""The `shopscore` command line: a thin layer over registry.jobs, the registry and score()."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from registry.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=None, default=str, sort_keys=True))
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Print a step's name and, when it ends, how long it took (stderr, so --json output stays clean)."""
+    click.echo(f"==> {title}", err=True)
+    started = time.perf_counter()
+    yield
+    click.echo(f"    done in {time.perf_counter() - started:.1f}s", err=True)
+
+
+@click.group()
+@click.version_option(package_name="shopscore")
+def main() -> None:
+    """shopscore: shop events -> Feast features -> PyTorch models in a SQL registry -> score(user_id)."""
+
+
+# --- events ---------------------------------------------------------------------------------------------
+@main.group()
+def events() -> None:
+    """Create canonical shop events in $SHOPSCORE_HOME/events/."""
+
+
+@events.command("generate")
+@click.option("--users", default=3000, show_default=True, help="Number of synthetic users.")
+@click.option("--days", default=90, show_default=True, help="Days of history.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same events).")
+@click.option("--start", default=None, help="First day (YYYY-MM-DD); default: DAYS before today.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def events_generate(users: int, days: int, seed: int, start: str | None, as_json: bool) -> None:
+    """Generate seeded synthetic shop events with a learnable purchase signal."""
+    from registry import jobs
+
+    settings = _settings()
+    frame = jobs.generate(settings, users=users, days=days, seed=seed, start=start)
+    summary = {
+        "events": len(frame),
+        "users": int(frame["user_id"].nunique()),
+        "by_event_type": {k: int(v) for k, v in frame["event_type"].value_counts().sort_index().items()},
+        "out": str(settings.events_dir),
+    }
+    _echo_json(summary) if as_json else click.echo(
+        f"wrote {summary['events']:,} events of {summary['users']:,} users to {summary['out']}"
+    )
+
+
+# --- features -------------------------------------------------------------------------------------------
+@main.group()
+def features() -> None:
+    """Build per-user feature snapshots and load them into Feast."""
+
+
+@features.command("build")
+def features_build() -> None:
+    """Compute daily per-user snapshots (parquet the Feast source reads)."""
+    from registry import jobs
+
+    path = jobs.build_features(_settings())
+    click.echo(f"wrote {path}")
+
+
+@features.command("apply")
+def features_apply() -> None:
+    """Register the feature repo's declarations with Feast (`feast apply`)."""
+    from registry import jobs
+
+    names = jobs.apply_features(_settings())
+    click.echo(f"applied {len(names)} Feast objects: {', '.join(names)}")
+
+
+@features.command("materialize")
+def features_materialize() -> None:
+    """Load the newest snapshots into the online store (incremental)."""
+    from registry import jobs
+
+    jobs.materialize_features(_settings())
+    click.echo("materialized")
+
+
+# --- train ----------------------------------------------------------------------------------------------
+@main.command("train")
+@click.option("--model", "model_name", default="purchase", show_default=True, help="Registered model name.")
+@click.option("--encoder", default="mlp", show_default=True, help="Encoder plugin name.")
+@click.option("--head", default="purchase", show_default=True, help="Head plugin name.")
+@click.option("--feature-service", default="purchase_v1", show_default=True)
+@click.option("--horizon-days", default=7, show_default=True, help="Label: purchase within this many days.")
+@click.option("--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data.")
+@click.option("--valid-cutoff", default=None)
+@click.option("--test-cutoff", default=None)
+@click.option("--epochs", default=40, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def train(
+    model_name: str,
+    encoder: str,
+    head: str,
+    feature_service: str,
+    horizon_days: int,
+    train_cutoffs: str | None,
+    valid_cutoff: str | None,
+    test_cutoff: str | None,
+    epochs: int,
+    seed: int,
+) -> None:
+    """Train on a point-in-time training set, evaluate on held-out users, register a new version."""
+    from registry import jobs
+    from registry.training import Splits, TrainConfig
+
+    settings = _settings()
+    given = [train_cutoffs, valid_cutoff, test_cutoff]
+    if any(given) and not all(given):
+        raise click.UsageError("give all of --train-cutoffs, --valid-cutoff and --test-cutoff, or none")
+    splits = (
+        Splits.of(train_cutoffs.split(","), valid_cutoff, test_cutoff, horizon_days) if all(given) else None
+    )
+    spec = jobs.TrainSpec(
+        model_name=model_name,
+        encoder=encoder,
+        head=head,
+        feature_service=feature_service,
+        horizon_days=horizon_days,
+        splits=splits,
+        train=TrainConfig(epochs=epochs, seed=seed, device=settings.device),
+    )
+    version = jobs.train(settings, spec)
+    _echo_json({"model": version.model, "version": version.version, "metrics": version.metrics})
+
+
+# --- score ----------------------------------------------------------------------------------------------
+@main.command("score")
+@click.argument("user_ids", nargs=-1, required=True)
+@click.option("--model", default="purchase", show_default=True)
+@click.option("--alias", default="production", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per user.")
+def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bool) -> None:
+    """Score users with the model version ALIAS points to."""
+    from registry.scoring import InvalidUserId, Scorer
+
+    scorer = Scorer(_settings())
+    try:
+        scores = scorer.score_many(list(user_ids), model=model, alias=alias)
+    except InvalidUserId as exc:
+        raise click.BadParameter(str(exc), param_hint="USER_IDS") from None
+    for s in scores:
+        if as_json:
+            _echo_json(s.to_dict())
+        else:
+            flags = " (cold start)" if s.cold_start else ""
+            click.echo(f"user {s.user_id}: p(purchase) = {s.probability:.3f}  [{s.model} v{s.version}]{flags}")
+
+
+# --- plugins --------------------------------------------------------------------------------------------
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True)
+def plugins_command(as_json: bool) -> None:
+    """List loaded plugins, their packages, hooks, and the encoders and heads they registered."""
+    from registry.plugin_host import load_plugins
+
+    host = load_plugins()
+    listing = []
+    for name, plugin in host.pm.list_name_plugin():
+        package, version = host.packages.get(name, (None, None))
+        listing.append(
+            {
+                "name": name,
+                "package": package,
+                "version": version,
+                "hooks": sorted(h.name for h in host.pm.get_hookcallers(plugin) or []),
+                "encoders": sorted(k for k, r in host.encoders.items() if r.plugin == name),
+                "heads": sorted(k for k, r in host.heads.items() if r.plugin == name),
+            }
+        )
+    if as_json:
+        _echo_json(listing)
+    else:
+        for p in listing:
+            click.echo(f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}")
+
+
+# --- demo -----------------------------------------------------------------------------------------------
+@main.command("demo")
+@click.option("--users", default=3000, show_default=True)
+@click.option("--days", default=90, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+def demo(users: int, days: int, seed: int) -> None:
+    """Run the whole flow on embedded defaults: events -> features -> Feast -> train -> register -> promote -> score."""
+    from registry.demo import run_demo
+
+    run_demo(_settings(), users=users, days=days, seed=seed, step=step, echo=click.echo)

@@ -1,0 +1,154 @@
+"""Each arrow of the data flow as a function a user can call alone; the CLI and the demo call these.
+
+events -> features -> Feast apply + materialize -> training set -> train -> register -> promote.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from registry.db.store import ModelRegistry, ModelVersion
+from registry.events.generate import generate_events
+from registry.events.schema import read_events, write_events
+from registry.features import pipeline
+from registry.features import store as feast_store
+from registry.features.training_set import build_training_set, fingerprint
+from registry.modeling import ShopModel
+from registry.settings import Settings
+from registry.training import Splits, TrainConfig, evaluate, fit, held_out
+
+
+def generate(settings: Settings, *, users: int, days: int, seed: int, start: str | None = None) -> pd.DataFrame:
+    """Write seeded synthetic events to the workspace (replacing earlier synthetic events).
+
+    `start` defaults to `days` before today (UTC), so the demo shop's features are fresh when served.
+    """
+    if start is None:
+        start = (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)).strftime("%Y-%m-%d")
+    events = generate_events(users=users, days=days, seed=seed, start=start)
+    for old in settings.events_dir.glob("date=*/synthetic.parquet"):
+        old.unlink()
+    write_events(events, settings.events_dir, part_name="synthetic")
+    return events
+
+
+def build_features(settings: Settings) -> Path:
+    events = read_events(settings.events_dir)
+    features = pipeline.build_user_features(events)
+    return pipeline.write_user_features(features, settings.features_dir)
+
+
+def apply_features(settings: Settings) -> list[str]:
+    declarations = feast_store.apply(settings)
+    return sorted(getattr(o, "name", "?") for o in declarations.objects)
+
+
+def materialize_features(settings: Settings) -> None:
+    """Incremental materialization; the first run starts at the oldest snapshot."""
+    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE, columns=["event_timestamp"])
+    oldest = snapshots["event_timestamp"].min().to_pydatetime()
+    feast_store.materialize(settings, start=oldest)
+
+
+@dataclass
+class TrainSpec:
+    model_name: str = "purchase"
+    encoder: str = "mlp"
+    head: str = "purchase"
+    feature_service: str = "purchase_v1"
+    horizon_days: int = 7
+    encoder_config: dict[str, Any] | None = None
+    splits: Splits | None = None
+    train: TrainConfig | None = None
+
+
+def _code_version() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
+    """Build point-in-time training sets from Feast, train, evaluate on held-out users, register."""
+    events = read_events(settings.events_dir)
+    splits = spec.splits or Splits.default_for(
+        events["event_time"].min(), events["event_time"].max(), spec.horizon_days
+    )
+    if splits.horizon_days != spec.horizon_days:
+        raise ValueError(f"splits use horizon {splits.horizon_days}d but the spec says {spec.horizon_days}d")
+    store = feast_store.open_store(settings)
+    service = store.get_feature_service(spec.feature_service)
+    feature_names = [f.name for p in service.feature_view_projections for f in p.features]
+    feature_refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
+
+    def frame(cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
+        return build_training_set(
+            store, events, service_name=spec.feature_service, cutoffs=cutoffs, horizon_days=spec.horizon_days
+        )
+
+    train_rows = frame(list(splits.train_cutoffs))
+    valid_rows = frame([splits.valid_cutoff])
+    test_rows = frame([splits.test_cutoff])
+    # Train and validate on one set of users, test on users the model never saw, at a later cutoff.
+    train_rows = train_rows[~held_out(train_rows["user_id"])]
+    valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
+    test_rows = test_rows[held_out(test_rows["user_id"])]
+
+    model = ShopModel.build(
+        spec.encoder,
+        {"features": feature_names, **(spec.encoder_config or {})},
+        spec.head,
+        {"horizon_days": spec.horizon_days},
+        feature_service=spec.feature_service,
+    )
+    config = spec.train or TrainConfig(device=settings.device)
+    result = fit(model, train_rows, valid_rows, config)
+    metrics = {
+        **evaluate(result.model, valid_rows, "valid"),
+        **evaluate(result.model, test_rows, "test"),
+        "best_epoch": float(result.best_epoch),
+    }
+    lineage = {
+        "feast_project": store.project,
+        "feature_service": spec.feature_service,
+        "feature_refs": feature_refs,
+        **splits.to_lineage(),
+        "data_fingerprint": fingerprint(pd.concat([train_rows, valid_rows, test_rows], ignore_index=True)),
+        "rows": {"train": len(train_rows), "valid": len(valid_rows), "test": len(test_rows)},
+        "encoder": spec.encoder,
+        "head": spec.head,
+        "plugins": {part: info for part, info in model.plugins.items()},
+        "device": result.device,
+        "code_version": _code_version(),
+        "history": result.history,
+    }
+    params = {"encoder_config": model.encoder.config.__dict__, "train": config.__dict__}
+    registry = ModelRegistry.open(settings.database_url)
+    with tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp:
+        result.model.save_pretrained(tmp)
+        return registry.register_version(
+            spec.model_name,
+            Path(tmp),
+            lineage=lineage,
+            metrics=metrics,
+            params=params,
+            created_by=getpass.getuser(),
+        )
+
+
+def clean_workspace(settings: Settings) -> None:
+    """Remove generated data and Feast state (not the model registry or artifacts)."""
+    for path in (settings.events_dir, settings.features_dir, settings.feast_dir):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,183 @@
+"""Training a ShopModel on point-in-time frames: splits in time order, early stopping, evaluation.
+
+The training loop is plain PyTorch: the whole featurised training set fits in memory for the aggregate
+models, so batches are slices of tensors already on the device. CUDA is used when present (bf16 autocast);
+on CPU, runs are seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from registry.features.training_set import as_utc
+from registry.modeling import ShopModel
+
+
+class SplitError(ValueError):
+    """Training cutoffs that would let labels leak into a later split."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Cutoffs in time order. Each split's label window must end at or before the next split's cutoff."""
+
+    train_cutoffs: tuple[pd.Timestamp, ...]
+    valid_cutoff: pd.Timestamp
+    test_cutoff: pd.Timestamp
+    horizon_days: int
+
+    def __post_init__(self) -> None:
+        if not self.train_cutoffs:
+            raise SplitError("at least one training cutoff is needed")
+        horizon = pd.Timedelta(days=self.horizon_days)
+        last_train = max(self.train_cutoffs)
+        if last_train + horizon > self.valid_cutoff:
+            raise SplitError(
+                f"training cutoff {last_train.date()} + horizon {self.horizon_days}d reaches past the validation "
+                f"cutoff {self.valid_cutoff.date()}: its labels would overlap validation. Move the training "
+                f"cutoffs earlier or the validation cutoff later"
+            )
+        if self.valid_cutoff + horizon > self.test_cutoff:
+            raise SplitError(
+                f"validation cutoff {self.valid_cutoff.date()} + horizon {self.horizon_days}d reaches past the "
+                f"test cutoff {self.test_cutoff.date()}; move the test cutoff later"
+            )
+
+    @classmethod
+    def of(
+        cls, train: Sequence[str | pd.Timestamp], valid: str | pd.Timestamp, test: str | pd.Timestamp, horizon: int
+    ) -> Splits:
+        return cls(tuple(sorted(as_utc(c) for c in train)), as_utc(valid), as_utc(test), horizon)
+
+    @classmethod
+    def default_for(cls, first_event: pd.Timestamp, last_event: pd.Timestamp, horizon_days: int) -> Splits:
+        """Test window ends at the last event day; validation one horizon before; weekly training cutoffs
+        from two weeks of history up to one horizon before validation."""
+        horizon = pd.Timedelta(days=horizon_days)
+        test = last_event.floor("D") + pd.Timedelta(days=1) - horizon
+        valid = test - horizon
+        first_train = first_event.floor("D") + pd.Timedelta(days=14)
+        last_train = valid - horizon
+        if last_train < first_train:
+            raise SplitError(
+                f"events from {first_event.date()} to {last_event.date()} are too short for horizon "
+                f"{horizon_days}d: need at least {14 + 3 * horizon_days} days"
+            )
+        train = pd.date_range(end=last_train, periods=(last_train - first_train).days // 7 + 1, freq="7D")
+        return cls(tuple(train), valid, test, horizon_days)
+
+    def to_lineage(self) -> dict[str, object]:
+        return {
+            "train_cutoffs": [c.isoformat() for c in self.train_cutoffs],
+            "valid_cutoff": self.valid_cutoff.isoformat(),
+            "test_cutoff": self.test_cutoff.isoformat(),
+            "horizon_days": self.horizon_days,
+        }
+
+
+def held_out(user_ids: pd.Series, fraction: float = 0.2) -> np.ndarray:
+    """Stable per-user split: True for the users kept out of training (a multiplicative hash of the id)."""
+    ids = user_ids.to_numpy(dtype="int64").astype("uint64")
+    hashed = (ids * np.uint64(2654435761)) % np.uint64(2**32)
+    return hashed < np.uint64(int(fraction * 2**32))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: ShopModel
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    device: str = "cpu"
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {setting!r} requested but torch sees no CUDA GPU; use SHOPSCORE_DEVICE=cpu")
+    return torch.device(setting)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: TrainConfig) -> TrainResult:
+    """Fit the encoder's data-dependent state on `train`, then train with early stopping on `valid` loss."""
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    device = resolve_device(config.device)
+    label = model.head.label
+    model.encoder.fit(train)
+    model.to(device)
+
+    def tensors(frame: pd.DataFrame) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        batch = {k: v.to(device) for k, v in model.encoder.featurize(frame).items()}
+        return batch, torch.as_tensor(frame[label].to_numpy(dtype="float32"), device=device)
+
+    x_train, y_train = tensors(train)
+    x_valid, y_valid = tensors(valid)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    n = len(train)
+    best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
+    history: list[dict[str, float]] = []
+    epochs = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not config.progress, leave=False)
+    for epoch in epochs:
+        model.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        total = 0.0
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            with _autocast(device):
+                _, loss = model({k: v[idx] for k, v in x_train.items()}, y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(idx)
+        model.eval()
+        with torch.no_grad(), _autocast(device):
+            _, valid_loss = model(x_valid, y_valid)
+        record = {"epoch": epoch + 1, "train_loss": total / n, "valid_loss": float(valid_loss)}
+        history.append(record)
+        epochs.set_postfix(train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}")
+        if record["valid_loss"] < best_loss - 1e-5:
+            best_loss, best_epoch, stale = record["valid_loss"], epoch + 1, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, history=history, best_epoch=best_epoch, device=str(device))
+
+
+def evaluate(model: ShopModel, frame: pd.DataFrame, prefix: str) -> dict[str, float]:
+    y_true = frame[model.head.label].to_numpy()
+    y_pred = model.predict_frame(frame)
+    return {f"{prefix}_{k}": v for k, v in model.head.metrics(y_true, y_pred).items()}
