@@ -106,14 +106,15 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
     test_rows = test_rows[held_out(test_rows["user_id"])]
 
+    config = spec.train or TrainConfig(device=settings.device)
     model = ShopModel.build(
         spec.encoder,
         {"features": feature_names, **(spec.encoder_config or {})},
         spec.head,
         {"horizon_days": spec.horizon_days},
         feature_service=spec.feature_service,
+        seed=config.seed,
     )
-    config = spec.train or TrainConfig(device=settings.device)
     result = fit(model, train_rows, valid_rows, config)
     metrics = {
         **evaluate(result.model, valid_rows, "valid"),

@@ -49,11 +49,15 @@ class ShopModel(nn.Module):
         *,
         feature_service: str,
         host: PluginHost | None = None,
+        seed: int = 0,
     ) -> ShopModel:
+        """Build a fresh model from plugin names and config dicts; weights are initialised from `seed`."""
         host = host or default_host()
         enc, hd = host.encoder(encoder_name), host.head(head_name)
-        encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
-        head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
+            head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
         plugins = {
             "encoder": {"name": encoder_name, "plugin": enc.plugin, "package": enc.package, "version": enc.package_version},
             "head": {"name": head_name, "plugin": hd.plugin, "package": hd.package, "version": hd.package_version},

@@ -94,8 +94,8 @@ def held_out(user_ids: pd.Series, fraction: float = 0.2) -> np.ndarray:
 @dataclass
 class TrainConfig:
     epochs: int = 40
-    batch_size: int = 512
-    lr: float = 2e-3
+    batch_size: int = 256
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 5
     seed: int = 0
@@ -157,7 +157,7 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         model.eval()
         with torch.no_grad(), _autocast(device):
             _, valid_loss = model(x_valid, y_valid)
