@@ -14,6 +14,7 @@ PostgreSQL needs `pool_pre_ping` so a pooled connection killed by a server resta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,20 @@ def display_url(url: str | URL) -> str:
 
 def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The database file of a SQLite URL; None for other backends and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def database_exists(url: str | URL) -> bool:
+    """False only for a SQLite file that is not there (connecting would create an empty one)."""
+    path = sqlite_path(url)
+    return path is None or path.exists()
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from registry.db.engine import display_url, make_engine, write_engine
+from registry.db.engine import display_url, make_engine, sqlite_path, write_engine
 from registry.db.errors import SchemaOutOfDate
 
 UPGRADE_COMMAND = "shopscore db upgrade"
@@ -66,6 +66,9 @@ def _connection(url_or_engine: str | Engine, *, write: bool) -> Iterator[Connect
 
 def upgrade(url: str | Engine, revision: str = "heads") -> str | None:
     """Migrate the database up to `revision` (default: the newest). Returns the revision it is at."""
+    path = sqlite_path(url) if isinstance(url, str) else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the workspace may not exist yet on a fresh clone
     with _connection(url, write=True) as connection:
         command.upgrade(_config(connection), revision)
     return current(url)

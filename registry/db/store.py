@@ -29,7 +29,14 @@ from sqlalchemy.orm import Session
 
 from registry.artifacts import fetch_artifact, gc_artifacts, stage_artifact
 from registry.db import hooks, migrate, validate
-from registry.db.engine import display_url, insert_ignoring_conflict, make_engine, sessionmakers
+from registry.db.engine import (
+    database_exists,
+    display_url,
+    insert_ignoring_conflict,
+    make_engine,
+    sessionmakers,
+    sqlite_path,
+)
 from registry.db.errors import (
     NothingToRollBack,
     PromotionRefused,
@@ -553,13 +560,11 @@ class ModelRegistry:
 
 def _refuse_missing_sqlite_file(url: str) -> None:
     """Opening must not create an empty SQLite file as a side effect of a typo in the path."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).exists():
-            raise SchemaOutOfDate(
-                f"there is no model registry database at {parsed.database}; create it with "
-                f"`{migrate.UPGRADE_COMMAND}` (or ModelRegistry.open(..., upgrade=True))"
-            )
+    if not database_exists(url):
+        raise SchemaOutOfDate(
+            f"there is no model registry database at {sqlite_path(url)}; create it with "
+            f"`{migrate.UPGRADE_COMMAND}` (or ModelRegistry.open(..., upgrade=True))"
+        )
 
 
 def _lineage_row(document: dict[str, Any]) -> LineageRow:
