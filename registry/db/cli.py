@@ -44,15 +44,13 @@ def _resolve_url(url: str | None) -> str:
 
 
 def _errors(func: F) -> F:
-    """Turn registry (and plugin) errors into a one-line click error with exit status 1."""
+    """Turn registry errors into a one-line click error with exit status 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from registry.plugin_host import PluginError
-
         try:
             return func(*args, **kwargs)
-        except (RegistryError, PluginError) as exc:
+        except RegistryError as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -69,3 +69,7 @@ class ArtifactCorrupted(ArtifactError):
 
 class VersionInUse(RegistryError):
     """The version cannot be archived while an alias points at it."""
+
+
+class PluginsUnavailable(RegistryError):
+    """The installed plugins could not be loaded, so their promotion checks and hooks cannot run."""

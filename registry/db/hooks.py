@@ -11,6 +11,7 @@ from typing import Any
 import pluggy
 
 from registry import hookspecs
+from registry.db.errors import PluginsUnavailable
 
 log = logging.getLogger("registry.db")
 
@@ -24,9 +25,14 @@ def bare_plugin_manager() -> pluggy.PluginManager:
 
 def default_plugin_manager() -> pluggy.PluginManager:
     """The process-wide host's plugin manager (loads the installed plugins on first use)."""
-    from registry.plugin_host import default_host
+    from registry.plugin_host import PluginError, default_host
 
-    return default_host().pm
+    try:
+        return default_host().pm
+    except PluginError as exc:
+        raise PluginsUnavailable(
+            f"{exc} (the registry runs every plugin's check_promotion and lifecycle hooks, so it needs them)"
+        ) from exc
 
 
 def _call(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
