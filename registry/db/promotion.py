@@ -1,0 +1,112 @@
+"""Who may move a protected alias, and what a candidate must satisfy to receive one.
+
+Design (documented in docs/registry.md):
+- Protected aliases are named by `SHOPSCORE_PROTECTED_ALIASES` (comma-separated; default `production`;
+  set it to an empty string to protect none).
+- Moving or rolling back a protected alias needs either the promoter token (`token=` equal to
+  `SHOPSCORE_PROMOTER_TOKEN`) or a registry opened with `role="promoter"` (for trusted automation such as the
+  demo or a CI job). This guards against accidents and unreviewed scripts; the database credentials remain
+  the real security boundary.
+- Before a protected alias moves (not on rollback, which is the emergency exit), the built-in check and
+  every plugin's `check_promotion` hook run; any veto refuses the move unless `force=True`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.db.errors import AliasProtected, InvalidInput
+from registry.db.records import ModelVersion
+
+PROMOTER_ROLE = "promoter"
+ROLES = (None, PROMOTER_ROLE)
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    protected_aliases: frozenset[str] = field(default_factory=lambda: frozenset({"production"}))
+    promoter_token: str | None = None
+    # The candidate's metric may be at most this much below the current holder's.
+    tolerance: float = 0.01
+    metric: str = "test_pr_auc"
+
+    @classmethod
+    def from_env(cls) -> PromotionPolicy:
+        raw_aliases = os.environ.get("SHOPSCORE_PROTECTED_ALIASES", "production")
+        raw_tolerance = os.environ.get("SHOPSCORE_PROMOTION_TOLERANCE", "0.01")
+        try:
+            tolerance = float(raw_tolerance)
+        except ValueError:
+            raise InvalidInput(
+                f"SHOPSCORE_PROMOTION_TOLERANCE={raw_tolerance!r} is not a number; set it to e.g. 0.01"
+            ) from None
+        if not math.isfinite(tolerance) or tolerance < 0:
+            raise InvalidInput(f"SHOPSCORE_PROMOTION_TOLERANCE must be a finite number >= 0, not {tolerance}")
+        return cls(
+            protected_aliases=frozenset(a.strip() for a in raw_aliases.split(",") if a.strip()),
+            promoter_token=os.environ.get("SHOPSCORE_PROMOTER_TOKEN") or None,
+            tolerance=tolerance,
+        )
+
+    def is_protected(self, alias: str) -> bool:
+        return alias in self.protected_aliases
+
+    def authorize(self, model: str, alias: str, *, token: str | None, role: str | None) -> None:
+        """Raise AliasProtected unless the caller may move this alias."""
+        if not self.is_protected(alias) or role == PROMOTER_ROLE:
+            return
+        if token is not None and self.promoter_token is not None:
+            if hmac.compare_digest(token.encode(), self.promoter_token.encode()):
+                return
+            raise AliasProtected(
+                f"alias {alias!r} of model {model!r} is protected and the token given does not match "
+                f"SHOPSCORE_PROMOTER_TOKEN; pass the promoter token (--token / token=)"
+            )
+        how = (
+            "pass the promoter token (--token / token=)"
+            if self.promoter_token is not None
+            else "set SHOPSCORE_PROMOTER_TOKEN on the registry side and pass it (--token / token=)"
+        )
+        raise AliasProtected(
+            f"alias {alias!r} of model {model!r} is protected (SHOPSCORE_PROTECTED_ALIASES); "
+            f"to move it, {how}, or open the registry with role='promoter'"
+        )
+
+    def builtin_vetoes(self, candidate: ModelVersion, current: ModelVersion | None) -> list[str]:
+        """The registry's own check: no worse on the test metric (within tolerance), same label horizon."""
+        if current is None:  # the first holder has nothing to be compared with
+            return []
+        reasons = []
+        new, old = _metric(candidate, self.metric), _metric(current, self.metric)
+        if new is None:
+            reasons.append(
+                f"candidate version {candidate.version} has no {self.metric} metric to compare with version "
+                f"{current.version}; register it with metrics[{self.metric!r}]"
+            )
+        elif old is not None and new < old - self.tolerance:
+            reasons.append(
+                f"{self.metric} of version {candidate.version} is {new:.4f}, worse than {old:.4f} of "
+                f"version {current.version} by more than the tolerance {self.tolerance} "
+                f"(SHOPSCORE_PROMOTION_TOLERANCE)"
+            )
+        if candidate.horizon_days != current.horizon_days:
+            reasons.append(
+                f"version {candidate.version} predicts a {candidate.horizon_days}-day horizon but version "
+                f"{current.version} a {current.horizon_days}-day one; scores would change meaning"
+            )
+        return reasons
+
+
+def _metric(version: ModelVersion, name: str) -> float | None:
+    value: Any = version.metrics.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def check_role(role: str | None) -> str | None:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown registry role {role!r}; use None or {PROMOTER_ROLE!r}")
+    return role
