@@ -1,0 +1,817 @@
+"""Synthetic shop events: the embedded default data source (no download, seeded, vectorised with numpy).
+
+The generative story
+--------------------
+A fixed catalog (18 categories such as ``electronics.smartphone`` or ``apparel.shoes``, 3-4 brands each,
+models per brand, 1-3 variants per model) gives every item a category, a brand and a price drawn lognormally
+around the category's median. Popular brands (listed first) are browsed more.
+
+Every user has
+  * an activity level (sessions per day, lognormal: a few heavy users, many light ones),
+  * category preferences (a sparse Dirichlet draw) and a favourite brand per category,
+  * a rate of *intent episodes* and a conversion propensity (lognormal multiplier).
+
+**Intent** is a per-user process made of episodes. An episode starts at a random time (Poisson per user),
+targets one item of a preferred category, ramps up over ``ramp`` days (gamma, mean ~5) to a peak height
+``h`` and then decays exponentially (time constant ~1.5 days)::
+
+    intent(t) = h * ((t - start) / ramp) ** 1.5      while ramping up
+    intent(t) = h * exp(-(t - peak) / decay)         after the peak
+
+Intent drives everything a user does: the session rate is ``activity * weekday(t) * (1 + 3 * intent)``;
+sessions hold ``1 + Poisson(1.8 + 6 * intent)`` blocks (view, search, view->cart[->remove], view->favourite)
+whose mix shifts to carts and searches as intent rises, and whose category and item move to the episode's
+target. At the peak the episode converts (a purchase session view -> cart -> purchase of the target item)
+with probability ``propensity * 0.55 * h``.
+
+Sessions follow weekly seasonality (more at weekends) and a daily curve (evening peak, quiet nights); events
+inside a session are spaced by lognormal gaps (tens of seconds between page views, minutes before a remove).
+
+Planted signals and which encoder should see them
+-------------------------------------------------
+1. **Aggregates** (counts per event type over 1/7/30 days, recency, spend): users ramping up an episode are
+   more active and cart more, and heavy/high-propensity users buy more often, so "purchase in the next 7
+   days" is learnable from windowed counts (logistic regression reaches ROC-AUC ~0.8, see the tests).
+2. **Order** (a sequence encoder): a cart within ``PATTERN_WINDOW_MINUTES`` *after* a search for the same
+   category in the same session raises the purchase probability to ``PATTERN_PURCHASE_P``: an episode with
+   such a cart before its peak converts with that probability; outside an episode the carted item is bought
+   within the next days with that probability. Blocks within a session are in random order, so the same
+   counts in the other order (cart, then search) carry no such effect: aggregates cannot tell them apart.
+3. **Query text** (a text encoder): search queries turn specific as intent rises: level 0 ``"shoes"``,
+   level 1 ``"nike shoes"``, level 2 ``"nike air max 90"``, level 3 ``"buy nike air max 90"`` /
+   ``"nike air max 90 price"``. The level is ``floor(4 * intent + noise)``, so the words, not the search
+   count, tell how close a user is to buying.
+Impulse purchases (no episode, rate proportional to activity) add noise that no encoder can foresee.
+
+Conventions: search rows carry ``category`` (the category the search is scoped to, as shops log it) and
+``query``; their ``item_id``, ``brand``, ``price`` and ``quantity`` are null. ``quantity`` is set on cart,
+remove_from_cart and purchase rows only. Every purchase is preceded, in the same session, by a view and a
+cart of the same item (funnel rule). ``session_id`` is ``"<user_id>-<n>"`` with ``n`` the user's session number.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from registry.events.schema import EVENT_TYPES, conform
+
+# ---- tunables (the story's numbers; tests pin the behaviour they produce) -------------------------------
+WARMUP_DAYS = 14  # simulated before `start` and dropped, so the first days already look stationary
+PATTERN_WINDOW_MINUTES = 10.0
+PATTERN_PURCHASE_P = 0.9
+EPISODE_CONVERSION = 0.55  # times propensity * peak height
+IMPULSE_PURCHASES_PER_SESSION = 0.015  # times propensity; purchases nobody can foresee
+BACKGROUND_INTENT = 0.02  # below this a session is plain browsing, not part of an episode
+
+MINUTE = 1.0 / 1440.0  # simulation time is in days since `start`
+
+# Monday..Sunday: weekends busier.
+WEEKDAY_WEIGHT = np.array([0.9, 0.9, 0.95, 1.0, 1.05, 1.25, 1.3])
+WEEKDAY_WEIGHT = WEEKDAY_WEIGHT / WEEKDAY_WEIGHT.mean()
+# Hour of day: quiet nights, evening peak.
+HOUR_WEIGHT = np.array(
+    [0.5, 0.3, 0.2, 0.15, 0.15, 0.2, 0.4, 0.7, 1.0, 1.1, 1.1, 1.2,
+     1.3, 1.2, 1.1, 1.1, 1.2, 1.4, 1.7, 2.0, 2.2, 2.0, 1.5, 0.9]
+)  # fmt: skip
+
+# Event type codes follow schema.EVENT_TYPES.
+VIEW, CART, REMOVE, FAVORITE, PURCHASE, SEARCH = range(6)
+assert EVENT_TYPES == ("view", "cart", "remove_from_cart", "favorite", "purchase", "search")
+# Session building blocks and the events each expands to (a cart block's remove is optional).
+B_VIEW, B_SEARCH, B_CART, B_FAVORITE = range(4)
+BLOCK_EVENTS = np.array(
+    [[VIEW, -1, -1], [SEARCH, -1, -1], [VIEW, CART, REMOVE], [VIEW, FAVORITE, -1]], dtype=np.int8
+)
+REMOVE_P = 0.3
+
+# (category, generic search term, median price, {brand: models}); brands listed most popular first.
+CATALOG_SPEC: tuple[tuple[str, str, float, dict[str, tuple[str, ...]]], ...] = (
+    ("electronics.smartphone", "smartphone", 450.0, {
+        "apple": ("iphone 13", "iphone 14", "iphone 15", "iphone 15 pro"),
+        "samsung": ("galaxy s23", "galaxy s24", "galaxy a54"),
+        "xiaomi": ("redmi note 12", "redmi 13c", "poco x6"),
+        "google": ("pixel 7a", "pixel 8"),
+    }),
+    ("electronics.audio.headphone", "headphones", 110.0, {
+        "apple": ("airpods pro", "airpods 3", "airpods max"),
+        "sony": ("wh-1000xm5", "wf-1000xm4", "wh-ch520"),
+        "jbl": ("tune 510bt", "live 660nc"),
+        "bose": ("quietcomfort 45", "quietcomfort earbuds"),
+    }),
+    ("electronics.clocks", "smartwatch", 240.0, {
+        "apple": ("watch series 9", "watch se"),
+        "samsung": ("galaxy watch 6", "galaxy watch 5"),
+        "garmin": ("forerunner 255", "fenix 7", "venu 2"),
+        "huawei": ("watch gt 4",),
+    }),
+    ("electronics.video.tv", "tv", 600.0, {
+        "samsung": ("qled q60c", "crystal uhd au7100", "neo qled qn90c"),
+        "lg": ("oled c3", "nanocell 75"),
+        "sony": ("bravia x80k", "bravia a80l"),
+        "tcl": ("c745", "p635"),
+    }),
+    ("computers.notebook", "laptop", 900.0, {
+        "apple": ("macbook air m2", "macbook pro 14"),
+        "lenovo": ("thinkpad x1 carbon", "ideapad 5", "legion 5"),
+        "hp": ("pavilion 15", "envy x360"),
+        "asus": ("zenbook 14", "rog strix g16", "vivobook 15"),
+    }),
+    ("computers.peripherals.mouse", "mouse", 45.0, {
+        "logitech": ("mx master 3s", "g502 hero", "m185"),
+        "razer": ("deathadder v3", "basilisk v3"),
+        "apple": ("magic mouse",),
+    }),
+    ("computers.peripherals.keyboard", "keyboard", 70.0, {
+        "logitech": ("mx keys", "k380", "g915"),
+        "razer": ("blackwidow v4", "huntsman mini"),
+        "keychron": ("k2", "q1"),
+    }),
+    ("appliances.kitchen.coffee_machine", "coffee machine", 300.0, {
+        "delonghi": ("magnifica s", "dedica ec685", "dinamica plus"),
+        "philips": ("3200 lattego", "2200"),
+        "nespresso": ("vertuo next", "essenza mini"),
+        "krups": ("evidence",),
+    }),
+    ("appliances.kitchen.blender", "blender", 80.0, {
+        "nutribullet": ("pro 900", "600"),
+        "philips": ("3000 series", "5000 series"),
+        "vitamix": ("e310", "a3500"),
+        "bosch": ("vitastyle",),
+    }),
+    ("appliances.environment.vacuum", "vacuum cleaner", 320.0, {
+        "dyson": ("v15 detect", "v8", "v12 slim"),
+        "xiaomi": ("robot vacuum s10", "mi vacuum g10"),
+        "irobot": ("roomba j7", "roomba 694"),
+        "samsung": ("jet 75",),
+    }),
+    ("apparel.shoes", "shoes", 110.0, {
+        "nike": ("air max 90", "air force 1", "pegasus 40", "dunk low"),
+        "adidas": ("ultraboost 22", "stan smith", "samba og"),
+        "puma": ("suede classic", "rs-x"),
+        "new balance": ("574", "990v6"),
+    }),
+    ("apparel.jacket", "jacket", 160.0, {
+        "the north face": ("nuptse", "resolve 2"),
+        "columbia": ("watertight ii", "powder lite"),
+        "patagonia": ("nano puff", "down sweater"),
+    }),
+    ("apparel.jeans", "jeans", 70.0, {
+        "levis": ("501", "511 slim", "550 relaxed"),
+        "wrangler": ("texas", "regular fit"),
+        "lee": ("brooklyn", "rider"),
+    }),
+    ("sport.bicycle", "bicycle", 700.0, {
+        "trek": ("marlin 5", "fx 2"),
+        "giant": ("talon 3", "escape 3"),
+        "cube": ("aim race", "nature"),
+    }),
+    ("kids.toys", "toys", 40.0, {
+        "lego": ("classic 11021", "technic 42154", "city 60337"),
+        "hasbro": ("monopoly", "nerf elite 2.0"),
+        "mattel": ("barbie dreamhouse", "hot wheels track"),
+    }),
+    ("furniture.living_room.sofa", "sofa", 650.0, {
+        "ikea": ("kivik", "ektorp", "friheten"),
+        "westwing": ("lennon",),
+        "made": ("scott",),
+    }),
+    ("beauty.fragrance", "perfume", 90.0, {
+        "chanel": ("no 5", "bleu de chanel"),
+        "dior": ("sauvage", "j'adore"),
+        "versace": ("eros", "bright crystal"),
+    }),
+    ("construction.tools.drill", "drill", 130.0, {
+        "bosch": ("gsr 12v", "psb 1800"),
+        "makita": ("dhp482", "hp1631"),
+        "dewalt": ("dcd796", "dcd771"),
+    }),
+)  # fmt: skip
+
+
+# ---- public API -----------------------------------------------------------------------------------------
+def generate_events(users: int, days: int, seed: int, start: str = "2024-01-01") -> pd.DataFrame:
+    """Generate canonical shop events for `users` users over `days` days from `start` (UTC midnight).
+
+    Same arguments give an identical frame. The result is sorted by event time and passes
+    `registry.events.schema.conform`. See the module docstring for the generative story.
+    """
+    if users < 1 or days < 1:
+        raise ValueError(f"generate_events needs users >= 1 and days >= 1, got users={users}, days={days}")
+    origin = pd.Timestamp(start, tz="UTC").normalize()
+    rng = _Streams(seed)
+    catalog = _catalog()
+    people = _draw_users(users, catalog, rng.users)
+    episodes = _draw_episodes(people, catalog, -WARMUP_DAYS, days, rng.episodes)
+    grid = _daily_intent(episodes, users, -WARMUP_DAYS, days)
+    sessions = _draw_sessions(people, episodes, grid, origin.dayofweek, rng.sessions)
+    browsing = _draw_browsing(sessions, people, episodes, catalog, rng.blocks)
+    purchases = _decide_purchases(browsing, sessions, people, episodes, catalog, grid, rng.purchases)
+    events, sessions = _add_purchase_sessions(browsing, sessions, purchases, catalog, rng.purchases)
+    return _to_frame(events, sessions, catalog, origin, days)
+
+
+# ---- random streams -------------------------------------------------------------------------------------
+class _Streams:
+    """One independent generator per stage, so tuning one stage does not reshuffle the others."""
+
+    def __init__(self, seed: int) -> None:
+        users, episodes, sessions, blocks, purchases = np.random.SeedSequence(seed).spawn(5)
+        self.users = np.random.default_rng(users)
+        self.episodes = np.random.default_rng(episodes)
+        self.sessions = np.random.default_rng(sessions)
+        self.blocks = np.random.default_rng(blocks)
+        self.purchases = np.random.default_rng(purchases)
+
+
+def _grouped_cdf(weights: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group CDFs of `weights` laid end to end and shifted by the group index (group g lies in (g, g+1]).
+
+    This lets `_sample_grouped` draw from many different discrete distributions with one searchsorted.
+    """
+    totals = np.bincount(group, weights=weights, minlength=n_groups)
+    within = np.cumsum(weights) - np.repeat(np.cumsum(totals) - totals, np.bincount(group, minlength=n_groups))
+    cdf = group + within / totals[group]
+    last = np.r_[group[1:] != group[:-1], True]
+    cdf[last] = group[last] + 1.0  # exact upper edge, immune to rounding
+    return cdf
+
+
+def _sample_grouped(cdf: np.ndarray, group: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one index into `cdf` per entry of `group`, from that group's distribution."""
+    # Shrinking r a hair keeps group + r below group + 1 after rounding, even for large group indices.
+    idx = np.searchsorted(cdf, group + rng.random(len(group)) * (1.0 - 1e-9), side="right")
+    return np.minimum(idx, len(cdf) - 1)
+
+
+# ---- catalog --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Catalog:
+    categories: np.ndarray  # category names (object)
+    brand_names: np.ndarray  # distinct brand names (object)
+    brand_category: np.ndarray  # per (category, brand) pair "brand slot" -> category
+    brand_name: np.ndarray  # brand slot -> index into brand_names
+    brand_cdf: np.ndarray  # popularity CDF of brand slots, grouped by category
+    brand_models: np.ndarray  # brand slot -> [first model, end)
+    model_items: np.ndarray  # model -> [first item, end)
+    model_brand: np.ndarray  # model -> brand slot
+    item_model: np.ndarray
+    item_category: np.ndarray
+    item_brand: np.ndarray  # item -> index into brand_names
+    item_price: np.ndarray
+    item_id: np.ndarray
+    queries: np.ndarray  # query vocabulary (object)
+    query_term: np.ndarray  # category -> "shoes"
+    query_brand: np.ndarray  # brand slot -> "nike shoes"
+    query_model: np.ndarray  # model -> "nike air max 90"
+    query_buy: np.ndarray  # (model, 2) -> "buy nike air max 90", "nike air max 90 price"
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+
+@functools.cache
+def _catalog() -> _Catalog:
+    """Build the catalog from CATALOG_SPEC. Prices use a fixed seed so item prices are the same in every
+    generated data set (a model trained on one seed sees the same catalog in another)."""
+    rng = np.random.default_rng(20240101)
+    vocab: dict[str, int] = {}
+
+    def q(text: str) -> int:
+        return vocab.setdefault(text, len(vocab))
+
+    brand_index: dict[str, int] = {}
+    brand_category, brand_name, brand_weight, model_brand, query_brand = [], [], [], [], []
+    query_term, query_model, query_buy = [], [], []
+    item_model, item_price = [], []
+    for c, (_, term, median, brands) in enumerate(CATALOG_SPEC):
+        query_term.append(q(term))
+        for rank, (brand, models) in enumerate(brands.items()):
+            slot = len(brand_category)
+            brand_category.append(c)
+            brand_name.append(brand_index.setdefault(brand, len(brand_index)))
+            brand_weight.append(1.0 / (rank + 1) ** 0.8)
+            query_brand.append(q(f"{brand} {term}"))
+            for model in models:
+                m = len(model_brand)
+                model_brand.append(slot)
+                query_model.append(q(f"{brand} {model}"))
+                query_buy.append((q(f"buy {brand} {model}"), q(f"{brand} {model} price")))
+                base = median * np.exp(rng.normal(0.0, 0.45))
+                for variant in range(int(rng.integers(1, 4))):  # colours / storage sizes
+                    item_model.append(m)
+                    item_price.append(round(base * (1.0 + 0.12 * variant), 2))
+    brand_category_a = np.array(brand_category)
+    model_brand_a = np.array(model_brand)
+    item_model_a = np.array(item_model)
+    brand_slot_of_item = model_brand_a[item_model_a]
+    n_items = len(item_model_a)
+    return _Catalog(
+        categories=np.array([spec[0] for spec in CATALOG_SPEC], dtype=object),
+        brand_names=np.array(list(brand_index), dtype=object),
+        brand_category=brand_category_a,
+        brand_name=np.array(brand_name),
+        brand_cdf=_grouped_cdf(np.array(brand_weight), brand_category_a, len(CATALOG_SPEC)),
+        brand_models=_ranges(model_brand_a, len(brand_category_a)),
+        model_items=_ranges(item_model_a, len(model_brand_a)),
+        model_brand=model_brand_a,
+        item_model=item_model_a,
+        item_category=brand_category_a[brand_slot_of_item],
+        item_brand=np.array(brand_name)[brand_slot_of_item],
+        item_price=np.array(item_price),
+        item_id=100_001 + np.arange(n_items, dtype=np.int64),
+        queries=np.array(list(vocab), dtype=object),
+        query_term=np.array(query_term),
+        query_brand=np.array(query_brand),
+        query_model=np.array(query_model),
+        query_buy=np.array(query_buy),
+    )
+
+
+def _ranges(owner: np.ndarray, n_owners: int) -> np.ndarray:
+    """For a sorted `owner` array, the (n_owners, 2) [first, end) index range of each owner."""
+    ends = np.cumsum(np.bincount(owner, minlength=n_owners))
+    return np.stack([ends - np.bincount(owner, minlength=n_owners), ends], axis=1)
+
+
+def _pick_in_range(ranges: np.ndarray, owner: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniform index in each owner's [first, end) range."""
+    first, end = ranges[owner, 0], ranges[owner, 1]
+    return first + (rng.random(len(owner)) * (end - first)).astype(np.int64)
+
+
+def _items_of_brand(catalog: _Catalog, brand_slot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random item (uniform model, uniform variant) of each brand slot."""
+    model = _pick_in_range(catalog.brand_models, brand_slot, rng)
+    return _pick_in_range(catalog.model_items, model, rng)
+
+
+# ---- users ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Users:
+    activity: np.ndarray  # sessions per day at zero intent
+    episode_rate: np.ndarray  # intent episodes per day
+    propensity: np.ndarray  # multiplies every purchase probability
+    category_cdf: np.ndarray  # flat (users * categories) CDF grouped by user
+    favourite_brand: np.ndarray  # (users, categories) brand slot
+
+    def __len__(self) -> int:
+        return len(self.activity)
+
+
+def _draw_users(n: int, catalog: _Catalog, rng: np.random.Generator) -> _Users:
+    n_cat = catalog.n_categories
+    activity = rng.lognormal(np.log(0.2), 0.9, n)
+    # Busy users also have more buying episodes, but only loosely (sqrt-ish), so activity alone is not the label.
+    episode_rate = 0.045 * (activity / 0.2) ** 0.4 * rng.gamma(2.0, 0.5, n)
+    propensity = np.minimum(rng.lognormal(0.0, 0.35, n), 1.8)
+    # Sparse preferences: a few categories dominate each user's browsing. Popularity differs by category.
+    popularity = np.linspace(1.5, 0.5, n_cat)
+    prefs = rng.gamma(np.tile(0.35 * popularity, (n, 1)))
+    user_of_cell = np.repeat(np.arange(n), n_cat)
+    category_cdf = _grouped_cdf(prefs.ravel() + 1e-12, user_of_cell, n)
+    slots = _sample_grouped(catalog.brand_cdf, np.tile(np.arange(n_cat), n), rng).reshape(n, n_cat)
+    return _Users(activity, episode_rate, propensity, category_cdf, slots)
+
+
+def _preferred_category(people: _Users, user: np.ndarray, rng: np.random.Generator, n_cat: int) -> np.ndarray:
+    return _sample_grouped(people.category_cdf, user, rng) - user * n_cat
+
+
+def _browse_items(
+    people: _Users, catalog: _Catalog, user: np.ndarray, category: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Items a user looks at in a category without a target: favourite brand half the time, else popularity."""
+    popular = _sample_grouped(catalog.brand_cdf, category, rng)
+    favourite = people.favourite_brand[user, category]
+    slot = np.where(rng.random(len(user)) < 0.45, favourite, popular)
+    return _items_of_brand(catalog, slot, rng)
+
+
+# ---- intent episodes ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Episodes:
+    user: np.ndarray
+    start: np.ndarray  # days since `start`
+    ramp: np.ndarray  # days from start to peak
+    height: np.ndarray  # peak intent in (0, 1)
+    decay: np.ndarray  # days, exponential decay after the peak
+    category: np.ndarray
+    item: np.ndarray  # the target item
+
+    @property
+    def peak(self) -> np.ndarray:
+        return self.start + self.ramp
+
+
+def _draw_episodes(
+    people: _Users, catalog: _Catalog, t0: float, t1: float, rng: np.random.Generator
+) -> _Episodes:
+    # Episodes that started up to 20 days before t0 still shape intent at t0.
+    lead = 20.0
+    counts = rng.poisson(people.episode_rate * (t1 - t0 + lead))
+    user = np.repeat(np.arange(len(people)), counts)
+    n = len(user)
+    category = _preferred_category(people, user, rng, catalog.n_categories)
+    # The target brand is usually the user's favourite in that category.
+    slot = np.where(
+        rng.random(n) < 0.6,
+        people.favourite_brand[user, category],
+        _sample_grouped(catalog.brand_cdf, category, rng),
+    )
+    return _Episodes(
+        user=user,
+        start=rng.uniform(t0 - lead, t1, n),
+        ramp=np.clip(rng.gamma(2.0, 2.5, n), 0.5, 15.0),
+        height=rng.beta(4.0, 2.0, n),
+        decay=np.clip(rng.gamma(2.0, 0.75, n), 0.3, 5.0),
+        category=category,
+        item=_items_of_brand(catalog, slot, rng),
+    )
+
+
+def _intent_at(episodes: _Episodes, episode: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Intent of `episode` at time `t` (days); 0 before the episode starts."""
+    start, ramp, height = episodes.start[episode], episodes.ramp[episode], episodes.height[episode]
+    since = t - start
+    rising = height * np.clip(since / ramp, 0.0, 1.0) ** 1.5
+    falling = height * np.exp(-np.maximum(since - ramp, 0.0) / episodes.decay[episode])
+    return np.where(since < ramp, rising, falling) * (since >= 0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Per (user, day) cell: the strongest episode's intent at midday and that episode (-1: none)."""
+
+    first_day: int
+    n_days: int
+    intent: np.ndarray  # (users * n_days,)
+    episode: np.ndarray
+
+
+def _daily_intent(episodes: _Episodes, n_users: int, t0: int, t1: int) -> _Grid:
+    n_days = t1 - t0
+    # Each episode touches the days from its start until its intent has decayed to ~1% of the peak.
+    lo = np.clip(np.floor(episodes.start).astype(np.int64), t0, t1)
+    hi = np.clip(np.ceil(episodes.peak + 4.6 * episodes.decay).astype(np.int64), t0, t1)
+    span = hi - lo
+    episode = np.repeat(np.arange(len(span)), span)
+    day = lo[episode] + _ragged_arange(span)
+    intent = _intent_at(episodes, episode, day + 0.5)
+    cell = episodes.user[episode] * n_days + (day - t0)
+    # Keep the strongest episode per cell: sort by (cell, intent) and take each cell's last row.
+    order = np.lexsort((intent, cell))
+    cell, intent, episode = cell[order], intent[order], episode[order]
+    last = np.r_[cell[1:] != cell[:-1], True] if len(cell) else np.zeros(0, bool)
+    grid_intent = np.zeros(n_users * n_days)
+    grid_episode = np.full(n_users * n_days, -1, dtype=np.int64)
+    grid_intent[cell[last]] = intent[last]
+    grid_episode[cell[last]] = episode[last]
+    return _Grid(t0, n_days, grid_intent, grid_episode)
+
+
+def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """Concatenated aranges: [3, 2] -> [0, 1, 2, 0, 1]."""
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - starts
+
+
+# ---- sessions -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Sessions:
+    user: np.ndarray
+    start: np.ndarray  # days
+    episode: np.ndarray  # -1: plain browsing
+    intent: np.ndarray  # intent at the session start (0 for plain browsing)
+
+
+def _draw_sessions(
+    people: _Users, episodes: _Episodes, grid: _Grid, first_weekday: int, rng: np.random.Generator
+) -> _Sessions:
+    n_users = len(people)
+    day = np.tile(np.arange(grid.first_day, grid.first_day + grid.n_days), n_users)
+    weekday = WEEKDAY_WEIGHT[(first_weekday + day) % 7]
+    rate = np.repeat(people.activity, grid.n_days) * weekday * (1.0 + 3.0 * grid.intent)
+    counts = rng.poisson(rate)
+    cell = np.repeat(np.arange(len(counts)), counts)
+    start = day[cell] + _time_of_day(len(cell), rng)
+    episode = grid.episode[cell]
+    intent = np.where(episode >= 0, _intent_at(episodes, np.maximum(episode, 0), start), 0.0)
+    episode = np.where(intent >= BACKGROUND_INTENT, episode, -1)
+    intent = np.where(episode >= 0, intent, 0.0)
+    return _Sessions(cell // grid.n_days, start, episode, intent)
+
+
+def _time_of_day(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Fractions of a day following HOUR_WEIGHT (evening-heavy), uniform within the hour."""
+    cdf = np.cumsum(HOUR_WEIGHT) / HOUR_WEIGHT.sum()
+    hour = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), 23)
+    return (hour + rng.random(n)) / 24.0
+
+
+# ---- browsing events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Events:
+    """Event arrays in session order (times strictly increase within a session)."""
+
+    session: np.ndarray
+    time: np.ndarray  # days
+    type: np.ndarray  # int8 code into EVENT_TYPES
+    item: np.ndarray  # catalog item index, -1: none
+    category: np.ndarray  # category index, -1: none
+    query: np.ndarray  # query vocabulary index, -1: none
+    quantity: np.ndarray  # 0: none
+
+    def take(self, index: np.ndarray) -> _Events:
+        return _Events(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: list[_Events]) -> _Events:
+        return _Events(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Events)})
+
+
+def _draw_browsing(
+    sessions: _Sessions, people: _Users, episodes: _Episodes, catalog: _Catalog, rng: np.random.Generator
+) -> _Events:
+    """Blocks per session (their mix, category and item follow the session's intent), expanded to events."""
+    n_blocks = 1 + rng.poisson(1.8 + 6.0 * sessions.intent)
+    session = np.repeat(np.arange(len(n_blocks)), n_blocks)
+    intent = sessions.intent[session]
+    block = _block_types(intent, rng)
+    category, item, on_target = _block_targets(session, sessions, people, episodes, catalog, rng)
+    query = _search_queries(np.where(on_target, intent, 0.0), item, catalog, rng)
+    remove = (block == B_CART) & (rng.random(len(block)) < REMOVE_P)
+    quantity = rng.geometric(0.85, len(block))  # mostly 1, sometimes 2 or more
+    return _expand_blocks(session, block, remove, category, item, query, quantity, sessions.start, rng)
+
+
+def _block_types(intent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Searches and carts become likelier as intent rises; favourites a little; views fill the rest."""
+    p_search = 0.07 + 0.13 * intent
+    p_cart = 0.03 + 0.22 * intent
+    p_fav = 0.03 + 0.04 * intent
+    r = rng.random(len(intent))
+    block = np.full(len(intent), B_VIEW, dtype=np.int8)
+    block[r < p_search + p_cart + p_fav] = B_FAVORITE
+    block[r < p_search + p_cart] = B_CART
+    block[r < p_search] = B_SEARCH
+    return block
+
+
+def _block_targets(
+    session: np.ndarray,
+    sessions: _Sessions,
+    people: _Users,
+    episodes: _Episodes,
+    catalog: _Catalog,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Category and item of each block; in an episode they drift to the target as intent rises."""
+    n = len(session)
+    user = sessions.user[session]
+    intent = sessions.intent[session]
+    episode = sessions.episode[session]
+    has_episode = episode >= 0
+    ep = np.maximum(episode, 0)
+    on_target = has_episode & (rng.random(n) < 0.25 + 0.65 * intent)
+    category = np.where(
+        on_target, episodes.category[ep], _preferred_category(people, user, rng, catalog.n_categories)
+    )
+    item = _browse_items(people, catalog, user, category, rng)
+    # On target: the very item with probability ~0.8 * intent, else another item of the target brand.
+    target_item = episodes.item[ep]
+    same_brand = _items_of_brand(catalog, catalog.model_brand[catalog.item_model[target_item]], rng)
+    r = rng.random(n)
+    item = np.where(on_target & (r < 0.3 + 0.4 * intent), same_brand, item)
+    item = np.where(on_target & (r < 0.8 * intent), target_item, item)
+    return category, item, on_target
+
+
+def _search_queries(
+    intent: np.ndarray, item: np.ndarray, catalog: _Catalog, rng: np.random.Generator
+) -> np.ndarray:
+    """Query text code per block: level floor(4 * intent + noise) picks generic/brand/model/buy wording."""
+    n = len(intent)
+    level = np.clip(np.floor(4.0 * intent + rng.normal(0.0, 0.7, n)), 0, 3).astype(np.int8)
+    model = catalog.item_model[item]
+    slot = catalog.model_brand[model]
+    buy = catalog.query_buy[model, rng.integers(0, 2, n)]
+    choices = [catalog.query_term[catalog.brand_category[slot]], catalog.query_brand[slot],
+               catalog.query_model[model], buy]  # fmt: skip
+    return np.choose(level, choices)
+
+
+def _expand_blocks(
+    session: np.ndarray,
+    block: np.ndarray,
+    remove: np.ndarray,
+    category: np.ndarray,
+    item: np.ndarray,
+    query: np.ndarray,
+    quantity: np.ndarray,
+    session_start: np.ndarray,
+    rng: np.random.Generator,
+) -> _Events:
+    """Blocks -> events with realistic gaps: ~50 s between pages, ~25 s view->cart, ~2 min before a remove."""
+    n_events = np.select([block == B_CART, block == B_FAVORITE], [2 + remove, 2], 1)
+    src = np.repeat(np.arange(len(block)), n_events)
+    pos = _ragged_arange(n_events)
+    etype = BLOCK_EVENTS[block[src], pos]
+    is_search = etype == SEARCH
+    gap_median = np.select([pos == 0, etype == REMOVE], [50.0, 120.0], 25.0)
+    gap = np.minimum(gap_median * rng.lognormal(0.0, 0.8, len(src)), 1800.0) / 86_400.0
+    ev_session = session[src]
+    first = np.r_[True, ev_session[1:] != ev_session[:-1]]
+    gap[first] = 0.0
+    gap[~first] = np.maximum(gap[~first], 1.0 / 86_400.0)  # at least a second: order is never ambiguous
+    since_start = _cumsum_within(gap, first)
+    has_cart_qty = (etype == CART) | (etype == REMOVE)
+    return _Events(
+        session=ev_session,
+        time=session_start[ev_session] + since_start,
+        type=etype,
+        item=np.where(is_search, -1, item[src]),
+        category=category[src],
+        query=np.where(is_search, query[src], -1),
+        quantity=np.where(has_cart_qty, quantity[src], 0),
+    )
+
+
+def _cumsum_within(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarting at every `first` (groups are contiguous)."""
+    total = np.cumsum(values)
+    group_start = np.flatnonzero(first)
+    offset = np.repeat(total[group_start] - values[group_start], np.diff(np.r_[group_start, len(values)]))
+    return total - offset
+
+
+# ---- the order effect and purchases ---------------------------------------------------------------------
+def _search_then_cart(events: _Events, n_categories: int) -> np.ndarray:
+    """Indices of carts with a search for the same category earlier in the same session, at most
+    PATTERN_WINDOW_MINUTES before. One searchsorted over (session, category, time) keys, no Python loop."""
+    is_search = events.type == SEARCH
+    is_cart = events.type == CART
+    key = events.session.astype(np.int64) * n_categories + np.maximum(events.category, 0)
+    # Times in milliseconds relative to the day grid keep the composite key exact in int64.
+    ms = np.round((events.time - events.time.min()) * 86_400_000).astype(np.int64)
+    scale = int(ms.max()) + 1
+    composite = key * scale + ms
+    searches = np.sort(composite[is_search])
+    carts = np.flatnonzero(is_cart)
+    prev = np.searchsorted(searches, composite[carts], side="left") - 1
+    found = prev >= 0
+    prev_val = searches[np.maximum(prev, 0)]
+    same_key = found & (prev_val // scale == key[carts])
+    close = (ms[carts] - prev_val % scale) <= PATTERN_WINDOW_MINUTES * 60_000
+    return carts[same_key & close]
+
+
+@dataclass(frozen=True)
+class _Purchases:
+    user: np.ndarray
+    time: np.ndarray
+    item: np.ndarray
+
+
+def _decide_purchases(
+    browsing: _Events,
+    sessions: _Sessions,
+    people: _Users,
+    episodes: _Episodes,
+    catalog: _Catalog,
+    grid: _Grid,
+    rng: np.random.Generator,
+) -> _Purchases:
+    """Episode conversions at the peak, purchases triggered by the search->cart pattern, impulse buys."""
+    pattern = browsing.take(_search_then_cart(browsing, catalog.n_categories))
+    # One trigger per session is enough: several pattern carts in a session do not multiply the effect.
+    _, first = np.unique(pattern.session, return_index=True)
+    pattern = pattern.take(first)
+    episode = sessions.episode[pattern.session]
+    before_peak = (episode >= 0) & (pattern.time < episodes.peak[np.maximum(episode, 0)])
+    boosted = np.zeros(len(episodes.user), dtype=bool)
+    boosted[episode[before_peak]] = True
+
+    p_episode = np.minimum(EPISODE_CONVERSION * people.propensity[episodes.user] * episodes.height, 0.9)
+    p_episode = np.where(boosted, PATTERN_PURCHASE_P, p_episode)
+    converts = rng.random(len(p_episode)) < p_episode
+
+    # Outside an episode's ramp the pattern buys the carted item within the next days.
+    loose = pattern.take(np.flatnonzero(~before_peak))
+    triggered = rng.random(len(loose.item)) < PATTERN_PURCHASE_P
+    delay = rng.gamma(2.0, 0.6, len(loose.item))
+
+    impulse_user, impulse_time = _impulse_times(people, grid, rng)
+    impulse_category = _preferred_category(people, impulse_user, rng, catalog.n_categories)
+    impulse_item = _browse_items(people, catalog, impulse_user, impulse_category, rng)
+    return _Purchases(
+        user=np.concatenate([episodes.user[converts], sessions.user[loose.session[triggered]], impulse_user]),
+        time=np.concatenate([episodes.peak[converts], loose.time[triggered] + delay[triggered], impulse_time]),
+        item=np.concatenate([episodes.item[converts], loose.item[triggered], impulse_item]),
+    )
+
+
+def _impulse_times(people: _Users, grid: _Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Unforeseeable purchases: a Poisson number per user-day, proportional to activity and propensity."""
+    rate = IMPULSE_PURCHASES_PER_SESSION * people.activity * people.propensity
+    counts = rng.poisson(np.repeat(rate, grid.n_days))
+    cell = np.repeat(np.arange(len(counts)), counts)
+    day = grid.first_day + cell % grid.n_days
+    return cell // grid.n_days, day + _time_of_day(len(cell), rng)
+
+
+def _add_purchase_sessions(
+    browsing: _Events, sessions: _Sessions, purchases: _Purchases, catalog: _Catalog, rng: np.random.Generator
+) -> tuple[_Events, _Sessions]:
+    """Each purchase gets its own session: 0-2 views in the category, view -> cart -> purchase of the item."""
+    n = len(purchases.user)
+    first_session = len(sessions.user)
+    n_before = rng.integers(0, 3, n)
+    n_events = n_before + 3
+    src = np.repeat(np.arange(n), n_events)
+    pos = _ragged_arange(n_events)
+    from_end = n_events[src] - pos  # 3: view, 2: cart, 1: purchase of the bought item
+    etype = np.select([from_end == 2, from_end == 1], [CART, PURCHASE], VIEW).astype(np.int8)
+    item = purchases.item[src]
+    category = catalog.item_category[item]
+    other = _items_of_brand(catalog, _sample_grouped(catalog.brand_cdf, category, rng), rng)
+    item = np.where(from_end > 3, other, item)
+    gap_median = np.where(etype == PURCHASE, 180.0, 40.0)
+    gap = np.minimum(gap_median * rng.lognormal(0.0, 0.7, len(src)), 1800.0) / 86_400.0
+    first = pos == 0
+    gap[first] = 0.0
+    gap[~first] = np.maximum(gap[~first], 1.0 / 86_400.0)
+    # The bought item is the last "view"; the session starts a little before the purchase time.
+    quantity = rng.geometric(0.85, n)
+    events = _Events(
+        session=first_session + src,
+        time=purchases.time[src] + _cumsum_within(gap, first),
+        type=etype,
+        item=item,
+        category=catalog.item_category[item],
+        query=np.full(len(src), -1, dtype=np.int64),
+        quantity=np.where(from_end <= 2, quantity[src], 0),
+    )
+    all_sessions = _Sessions(
+        user=np.concatenate([sessions.user, purchases.user]),
+        start=np.concatenate([sessions.start, purchases.time]),
+        episode=np.concatenate([sessions.episode, np.full(n, -1)]),
+        intent=np.concatenate([sessions.intent, np.zeros(n)]),
+    )
+    return _Events.concat([browsing, events]), all_sessions
+
+
+# ---- output ---------------------------------------------------------------------------------------------
+def _to_frame(
+    events: _Events, sessions: _Sessions, catalog: _Catalog, origin: pd.Timestamp, days: int
+) -> pd.DataFrame:
+    """Keep events in [start, start + days), sort by time, and build the canonical frame."""
+    ms = np.floor(events.time * 86_400_000).astype(np.int64)
+    keep = (ms >= 0) & (ms < days * 86_400_000)
+    order = np.flatnonzero(keep)[np.argsort(ms[keep], kind="stable")]  # stable: keeps in-session order
+    ev = events.take(order)
+    ms = ms[order]
+    user = sessions.user[ev.session]
+    has_item = ev.item >= 0
+    item = np.maximum(ev.item, 0)
+    frame = pd.DataFrame(
+        {
+            "event_time": pd.to_datetime(origin.value + ms * 1_000_000, unit="ns", utc=True),
+            "user_id": (user + 1).astype(np.int64),
+            "event_type": _strings(np.array(EVENT_TYPES, dtype=object), ev.type),
+            "item_id": pd.arrays.IntegerArray(catalog.item_id[item], ~has_item),
+            "category": _strings(catalog.categories, ev.category),
+            "brand": _strings(catalog.brand_names, np.where(has_item, catalog.item_brand[item], -1)),
+            "price": np.where(has_item, catalog.item_price[item], np.nan),
+            "quantity": pd.arrays.IntegerArray(ev.quantity.astype(np.int64), ev.quantity == 0),
+            "session_id": _session_ids(ev.session, sessions),
+            "query": _strings(catalog.queries, ev.query),
+        }
+    )
+    return conform(frame)
+
+
+def _strings(vocab: np.ndarray, code: np.ndarray) -> pd.Series:
+    """Codes into a vocabulary -> pandas string column; code -1 is null. Shares the vocabulary's objects."""
+    table = np.append(vocab.astype(object), None)
+    return pd.Series(pd.array(table[code], dtype="string"))
+
+
+def _session_ids(session: np.ndarray, sessions: _Sessions) -> pd.Series:
+    """`"<user_id>-<n>"` with n counting the user's sessions in time order, built once per used session."""
+    used = np.zeros(len(sessions.user), dtype=bool)
+    used[session] = True
+    idx = np.flatnonzero(used)
+    order = idx[np.lexsort((sessions.start[idx], sessions.user[idx]))]
+    user = sessions.user[order]
+    first = np.r_[True, user[1:] != user[:-1]]
+    number = _cumsum_within(np.ones(len(order)), first).astype(np.int64)
+    labels = pd.Series(user + 1).astype(str).str.cat(pd.Series(number).astype(str), sep="-").to_numpy(object)
+    code = np.full(len(sessions.user), -1, dtype=np.int64)
+    code[order] = np.arange(len(order))
+    return _strings(labels, code[session])
