@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from registry.db.cli import db_group, models_group
 from registry.settings import Settings
 
 
@@ -195,6 +196,11 @@ def plugins_command(as_json: bool) -> None:
     else:
         for p in listing:
             click.echo(f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}")
+
+
+# --- model registry: `shopscore db ...` and `shopscore models ...` -----------------------------------
+main.add_command(db_group)
+main.add_command(models_group)
 
 
 # --- demo -----------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ def run_demo(
         jobs.apply_features(settings)
         jobs.materialize_features(settings)
     with step("upgrade the model registry schema (alembic)"):
-        registry = ModelRegistry.open(settings.database_url, upgrade=True)
+        # The demo is trusted automation: it may move the protected `production` alias (docs/registry.md).
+        registry = ModelRegistry.open(settings=settings, upgrade=True, role="promoter")
     with step("train mlp encoder + purchase head on a point-in-time training set"):
         version = jobs.train(settings, jobs.TrainSpec())
         m = version.metrics

@@ -136,7 +136,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         "history": result.history,
     }
     params = {"encoder_config": model.encoder.config.__dict__, "train": config.__dict__}
-    registry = ModelRegistry.open(settings.database_url)
+    registry = ModelRegistry.open(settings=settings)
     with tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp:
         result.model.save_pretrained(tmp)
         return registry.register_version(

@@ -63,7 +63,7 @@ class Scorer:
     def __init__(self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings or Settings.from_env()
         self.clock = clock  # injectable so tests and replays can score "as of" another time
-        self.registry = ModelRegistry.open(self.settings.database_url)
+        self.registry = ModelRegistry.open(settings=self.settings)
         self.store: FeatureStore = open_store(self.settings)
         self.device = resolve_device(self.settings.device)
         self._models: dict[tuple[str, int], ShopModel] = {}

@@ -23,7 +23,7 @@ from registry.training import TrainConfig, held_out
 
 pytestmark = pytest.mark.slow
 
-USERS, DAYS = 500, 60
+USERS, DAYS = 1500, 60
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory):
     jobs.build_features(settings)
     jobs.apply_features(settings)
     jobs.materialize_features(settings)
-    registry = ModelRegistry.open(settings.database_url, upgrade=True)
+    registry = ModelRegistry.open(settings=settings, upgrade=True, role="promoter")
     spec = jobs.TrainSpec(train=TrainConfig(epochs=25, progress=False, seed=0))
     v1 = jobs.train(settings, spec)
     registry.set_alias("purchase", "production", v1.version, reason="first model", actor="test")
