@@ -166,8 +166,11 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
         if as_json:
             _echo_json(s.to_dict())
         else:
-            flags = " (cold start)" if s.cold_start else ""
-            click.echo(f"user {s.user_id}: p(purchase) = {s.probability:.3f}  [{s.model} v{s.version}]{flags}")
+            if s.cold_start:
+                known = "unknown user (cold start)"
+            else:
+                known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")
+            click.echo(f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]")
 
 
 # --- plugins --------------------------------------------------------------------------------------------
@@ -212,4 +215,12 @@ def demo(users: int, days: int, seed: int) -> None:
     """Run the whole flow on embedded defaults: events -> features -> Feast -> train -> register -> promote -> score."""
     from registry.demo import run_demo
 
-    run_demo(_settings(), users=users, days=days, seed=seed, step=step, echo=click.echo)
+    run_demo(
+        _settings(),
+        users=users,
+        days=days,
+        seed=seed,
+        step=step,
+        echo=click.echo,
+        run_cli=lambda args: main.main(args, standalone_mode=False),
+    )

@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-import pandas as pd
-
 from registry import jobs
 from registry.db.store import ModelRegistry
-from registry.scoring import Scorer
 from registry.settings import Settings
 
 DEMO_USERS_SCORED = 5
@@ -23,6 +20,7 @@ def run_demo(
     seed: int,
     step: Callable[[str], AbstractContextManager[None]],
     echo: Callable[[str], None],
+    run_cli: Callable[[list[str]], None],
 ) -> None:
     echo(f"shopscore demo in {settings.home}")
     with step(f"generate synthetic events: {users} users x {days} days (seed {seed})"):
@@ -47,21 +45,8 @@ def run_demo(
     with step(f"move alias production -> v{version.version}"):
         registry.set_alias("purchase", "production", version.version, reason="shopscore demo", actor="demo")
 
-    echo("\n$ shopscore models list")
-    for model in registry.models():
-        echo(f"  {model}")
-    for v in registry.versions("purchase"):
-        aliases = ",".join(v.aliases) or "-"
-        echo(
-            f"  purchase v{v.version}  aliases={aliases}  test_roc_auc={v.metrics.get('test_roc_auc', float('nan')):.3f}"
-            f"  created={v.created_at:%Y-%m-%d %H:%M}"
-        )
-
-    scorer = Scorer(settings)
-    active = events.sort_values("event_time").drop_duplicates("user_id", keep="last")
-    sample = pd.concat([active.head(DEMO_USERS_SCORED - 1), active.tail(1)])["user_id"].tolist()
-    echo(f"\n$ shopscore score {' '.join(map(str, sample))}")
-    for s in scorer.score_many(sample):
-        age = f"{s.feature_age_seconds / 3600:.1f}h" if s.feature_age_seconds is not None else "n/a"
-        flags = " cold-start" if s.cold_start else ""
-        echo(f"  user {s.user_id:>6}: p(purchase in 7d) = {s.probability:.3f}  [purchase v{s.version}, features {age} old]{flags}")
+    # The last two steps are the CLI itself, so the demo shows exactly what a user would type and see.
+    recent = events.drop_duplicates("user_id", keep="last").tail(DEMO_USERS_SCORED)["user_id"]
+    for args in (["models", "list"], ["models", "show", "purchase"], ["score", *map(str, recent)]):
+        echo(f"\n$ shopscore {' '.join(args)}")
+        run_cli(args)

@@ -38,9 +38,11 @@ class Score:
     feature_service: str
     # Seconds between the features' snapshot time and now; None when the user has no online features.
     feature_age_seconds: float | None
-    # Features exist but are older than their view's TTL, so they were ignored (as in training).
+    # Features exist but are older than their view's TTL, so they were ignored, as training ignores them: the
+    # score is the model's answer for a user with no recent activity.
     stale: bool
-    # No usable features: the score is the model's answer for a user with no recent activity.
+    # The online store has nothing for this user: the score is the model's answer for a user with no
+    # activity at all.
     cold_start: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,7 +120,7 @@ class Scorer:
         shop_model = self._model(version)
         frame, ages, stale = self._online(shop_model.feature_service, ids)
         probabilities = shop_model.predict_frame(frame)
-        empty = frame[shop_model.features].isna().all(axis=1).to_numpy()
+        unknown = np.isnan(ages)
         return [
             Score(
                 user_id=uid,
@@ -129,9 +131,9 @@ class Scorer:
                 feature_service=shop_model.feature_service,
                 feature_age_seconds=None if np.isnan(age) else float(age),
                 stale=bool(is_stale),
-                cold_start=bool(is_empty),
+                cold_start=bool(is_unknown),
             )
-            for uid, p, age, is_stale, is_empty in zip(ids, probabilities, ages, stale, empty, strict=True)
+            for uid, p, age, is_stale, is_unknown in zip(ids, probabilities, ages, stale, unknown, strict=True)
         ]
 
     def score(self, user_id: object, *, model: str = "purchase", alias: str = "production") -> Score:

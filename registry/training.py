@@ -145,7 +145,7 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     n = len(train)
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
     history: list[dict[str, float]] = []
-    epochs = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not config.progress, leave=False)
+    epochs = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if config.progress else True, leave=False)
     for epoch in epochs:
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
