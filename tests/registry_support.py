@@ -1,6 +1,7 @@
-"""Functions run in spawned worker processes by the registry concurrency and crash tests.
+"""Helpers for the registry tests: sample model directories and lineage, and the functions that spawned
+worker processes run in the concurrency and crash tests.
 
-Kept apart from the test modules so a spawned process imports only this and the registry, not pytest.
+It does not import pytest, so a spawned worker imports only this module and the registry.
 """
 
 from __future__ import annotations
@@ -9,6 +10,53 @@ import multiprocessing
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from safetensors.numpy import save_file
+
+
+def write_model_dir(path: Path, seed: int = 0) -> Path:
+    """A directory shaped like save_pretrained's output: config.json + a real safetensors file."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(f'{{"encoder": "mlp", "head": "purchase", "seed": {seed}}}')
+    weights = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
+    save_file({"encoder.weight": weights}, str(path / "model.safetensors"))
+    return path
+
+
+def make_lineage(**overrides: Any) -> dict[str, Any]:
+    lineage: dict[str, Any] = {
+        "feast_project": "shopscore",
+        "feature_service": "purchase_mlp_v1",
+        "feature_refs": ["user_activity:views_7d", "user_activity:carts_7d"],
+        "train_cutoffs": ["2024-01-01T00:00:00+00:00", "2024-01-08T00:00:00+00:00"],
+        "valid_cutoff": "2024-01-15T00:00:00+00:00",
+        "test_cutoff": "2024-01-22T00:00:00+00:00",
+        "horizon_days": 7,
+        "data_fingerprint": "sha256:" + "ab" * 16,
+        "encoder": "mlp",
+        "head": "purchase",
+        "plugins": {"mlp": "0.1.0", "purchase": "0.1.0"},
+        "device": "cpu",
+        "code_version": "0123abcd",
+    }
+    lineage.update(overrides)
+    return lineage
+
+
+def register(
+    registry: Any, model: str, source: Path, *, pr_auc: float = 0.5, **lineage_overrides: Any
+) -> Any:
+    """Register `source` as the next version of `model` with typical lineage and metrics."""
+    return registry.register_version(
+        model,
+        source,
+        lineage=make_lineage(**lineage_overrides),
+        metrics={"test_pr_auc": pr_auc, "test_roc_auc": 0.7},
+        params={"lr": 0.001, "epochs": 3},
+        created_by="tester",
+    )
+
 
 _barrier: Any = None
 
