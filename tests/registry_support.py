@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from safetensors.numpy import save_file
-
 
 def write_model_dir(path: Path, seed: int = 0) -> Path:
     """A directory shaped like save_pretrained's output: config.json + a real safetensors file."""
+    import numpy as np  # imported here: spawned workers never write model directories
+    from safetensors.numpy import save_file
+
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(f'{{"encoder": "mlp", "head": "purchase", "seed": {seed}}}')
     weights = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
