@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from registry_support import write_model_dir
+from registry_support import PROMOTER_TOKEN, write_model_dir
 
 from registry.db import migrate
 from registry.db.hooks import bare_plugin_manager
@@ -27,7 +27,6 @@ from registry.db.store import ModelRegistry
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHOPSCORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-PROMOTER_TOKEN = "test-promoter-token"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

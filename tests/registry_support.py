@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+PROMOTER_TOKEN = "test-promoter-token"
+
 
 def write_model_dir(path: Path, seed: int = 0) -> Path:
     """A directory shaped like save_pretrained's output: config.json + a real safetensors file."""
