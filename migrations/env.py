@@ -2,7 +2,7 @@
 
 Run through `registry.db.migrate` (and `shopscore db upgrade`), which hands over an open connection in
 `config.attributes["connection"]`, already configured by `registry.db.engine` (SQLite pragmas and all).
-A URL in the `sqlalchemy.url` option works too, for the plain `alembic` command.
+The plain `alembic` command (for writing new revisions) passes the URL as `-x url=...`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    engine = write_engine(make_engine(config.get_main_option("sqlalchemy.url") or ""))
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("no database: pass -x url=... to alembic, or run `shopscore db upgrade`")
+    engine = write_engine(make_engine(url))
     try:
         with engine.connect() as conn:
             _configure_and_run(conn)

@@ -14,12 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
-from safetensors.numpy import save_file
+from registry_support import PROMOTER_TOKEN, write_model_dir
 
 from registry.db import migrate
 from registry.db.hooks import bare_plugin_manager
@@ -29,7 +27,6 @@ from registry.db.store import ModelRegistry
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHOPSCORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-PROMOTER_TOKEN = "test-promoter-token"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -41,7 +38,10 @@ def postgres_unavailable() -> str | None:
         with engine.connect():
             return None
     except Exception as exc:  # any failure to connect means: skip, and say why
-        return f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__}); set SHOPSCORE_TEST_POSTGRES_URL"
+        return (
+            f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__}: {exc}); "
+            f"start it or point SHOPSCORE_TEST_POSTGRES_URL at one"
+        )
     finally:
         engine.dispose()
 
@@ -131,15 +131,6 @@ def registry(registry_url: str, artifacts_root: Path, policy: PromotionPolicy) -
         yield reg
 
 
-def write_model_dir(path: Path, seed: int = 0) -> Path:
-    """A directory shaped like save_pretrained's output: config.json + a real safetensors file."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(f'{{"encoder": "mlp", "head": "purchase", "seed": {seed}}}')
-    weights = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
-    save_file({"encoder.weight": weights}, str(path / "model.safetensors"))
-    return path
-
-
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Callable[..., Path]:
     """Factory: model_dir(seed=0) -> a fresh model directory."""
@@ -149,37 +140,3 @@ def model_dir(tmp_path: Path) -> Callable[..., Path]:
         return write_model_dir(tmp_path / f"model-{next(counter)}", seed)
 
     return make
-
-
-def make_lineage(**overrides: Any) -> dict[str, Any]:
-    lineage: dict[str, Any] = {
-        "feast_project": "shopscore",
-        "feature_service": "purchase_mlp_v1",
-        "feature_refs": ["user_activity:views_7d", "user_activity:carts_7d"],
-        "train_cutoffs": ["2024-01-01T00:00:00+00:00", "2024-01-08T00:00:00+00:00"],
-        "valid_cutoff": "2024-01-15T00:00:00+00:00",
-        "test_cutoff": "2024-01-22T00:00:00+00:00",
-        "horizon_days": 7,
-        "data_fingerprint": "sha256:" + "ab" * 16,
-        "encoder": "mlp",
-        "head": "purchase",
-        "plugins": {"mlp": "0.1.0", "purchase": "0.1.0"},
-        "device": "cpu",
-        "code_version": "0123abcd",
-    }
-    lineage.update(overrides)
-    return lineage
-
-
-def register(
-    registry: ModelRegistry, model: str, source: Path, *, pr_auc: float = 0.5, **lineage_overrides: Any
-) -> Any:
-    """Register `source` as the next version of `model` with typical lineage and metrics."""
-    return registry.register_version(
-        model,
-        source,
-        lineage=make_lineage(**lineage_overrides),
-        metrics={"test_pr_auc": pr_auc, "test_roc_auc": 0.7},
-        params={"lr": 0.001, "epochs": 3},
-        created_by="tester",
-    )

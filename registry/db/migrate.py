@@ -2,6 +2,9 @@
 
 `shopscore db upgrade` calls `upgrade()`; `ModelRegistry.open()` calls `require_current()` and refuses a
 database whose schema is missing, older or newer than the migrations shipped with this code.
+
+Alembic is imported only by the functions that migrate: opening a registry (every CLI call, every serving
+replica, every worker process) just reads `alembic_version` and compares it with `SCHEMA_HEAD`.
 """
 
 from __future__ import annotations
@@ -10,17 +13,23 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from registry.db.engine import display_url, make_engine, sqlite_path, write_engine
 from registry.db.errors import SchemaOutOfDate
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 UPGRADE_COMMAND = "shopscore db upgrade"
+
+# The newest revision in migrations/versions. Written out so that checking a database does not import
+# Alembic (a third of a second per process); tests/test_registry_migrations.py keeps it equal to the head.
+SCHEMA_HEAD = "0001"
 
 
 def migrations_dir() -> Path:
@@ -30,6 +39,8 @@ def migrations_dir() -> Path:
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -38,11 +49,13 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
 def heads() -> tuple[str, ...]:
-    """The revision(s) this code expects the database to be at."""
+    """The head revision(s) of the migration scripts."""
     return tuple(script_directory().get_heads())
 
 
@@ -66,6 +79,8 @@ def _connection(url_or_engine: str | Engine, *, write: bool) -> Iterator[Connect
 
 def upgrade(url: str | Engine, revision: str = "heads") -> str | None:
     """Migrate the database up to `revision` (default: the newest). Returns the revision it is at."""
+    from alembic import command
+
     path = sqlite_path(url) if isinstance(url, str) else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)  # the workspace may not exist yet on a fresh clone
@@ -76,6 +91,8 @@ def upgrade(url: str | Engine, revision: str = "heads") -> str | None:
 
 def downgrade(url: str | Engine, revision: str) -> str | None:
     """Migrate the database down to `revision` ("base" removes the registry schema)."""
+    from alembic import command
+
     with _connection(url, write=True) as connection:
         command.downgrade(_config(connection), revision)
     return current(url)
@@ -84,20 +101,21 @@ def downgrade(url: str | Engine, revision: str) -> str | None:
 def current(url: str | Engine) -> str | None:
     """The revision the database is at, or None when it has no registry schema."""
     with _connection(url, write=False) as connection:
-        found = MigrationContext.configure(connection).get_current_heads()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
     return ",".join(sorted(found)) if found else None
 
 
 def check(url: str | Engine) -> bool:
-    """True when the database is at exactly the head revision(s) of this code."""
-    return current(url) == ",".join(sorted(heads()))
+    """True when the database is at exactly the head revision of this code."""
+    return current(url) == SCHEMA_HEAD
 
 
 def require_current(url: str | Engine) -> None:
     """Raise SchemaOutOfDate, naming the fix, unless the database is at this code's head revision."""
     at = current(url)
-    expected = ",".join(sorted(heads()))
-    if at == expected:
+    if at == SCHEMA_HEAD:
         return
     where = display_url(url.url if isinstance(url, Engine) else url)
     if at is None:
@@ -105,13 +123,12 @@ def require_current(url: str | Engine) -> None:
             f"the model registry database {where} has no registry schema; "
             f"create it with `{UPGRADE_COMMAND}` (or ModelRegistry.open(..., upgrade=True))"
         )
-    known = set(revisions())
-    if not set(at.split(",")) <= known:
+    if not set(at.split(",")) <= set(revisions()):
         raise SchemaOutOfDate(
             f"the model registry database {where} is at revision {at}, which this version of shopscore does "
-            f"not know (it ships up to {expected}); upgrade the shopscore package"
+            f"not know (it ships up to {SCHEMA_HEAD}); upgrade the shopscore package"
         )
     raise SchemaOutOfDate(
-        f"the model registry database {where} is at revision {at} but this code needs {expected}; "
+        f"the model registry database {where} is at revision {at} but this code needs {SCHEMA_HEAD}; "
         f"run `{UPGRADE_COMMAND}`"
     )
