@@ -45,17 +45,25 @@ user_activity = FeatureView(
     ttl=timedelta(days=2),
     schema=_count_fields
     + [
-        Field(name="spend_30d", dtype=Float64, description="Purchase value (price x quantity), last 30 days."),
+        Field(
+            name="spend_30d", dtype=Float64, description="Purchase value (price x quantity), last 30 days."
+        ),
         Field(name="spend_total", dtype=Float64, description="Purchase value over the whole history."),
         Field(name="purchases_total", dtype=Int64, description="Purchase events over the whole history."),
         Field(name="active_days_30d", dtype=Int64, description="Days with any event in the last 30 days."),
-        Field(name="view_to_cart_30d", dtype=Float64, description="Carts per view, last 30 days (0 if none)."),
         Field(
-            name="cart_to_purchase_30d", dtype=Float64, description="Purchases per cart, last 30 days (0 if none)."
+            name="view_to_cart_30d", dtype=Float64, description="Carts per view, last 30 days (0 if none)."
+        ),
+        Field(
+            name="cart_to_purchase_30d",
+            dtype=Float64,
+            description="Purchases per cart, last 30 days (0 if none).",
         ),
         Field(name="hours_since_last_event", dtype=Float64, description="Hours from the last event to T."),
         Field(
-            name="hours_since_last_cart", dtype=Float64, description="Hours from the last cart to T (null: never)."
+            name="hours_since_last_cart",
+            dtype=Float64,
+            description="Hours from the last cart to T (null: never).",
         ),
         Field(
             name="hours_since_last_purchase",

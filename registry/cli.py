@@ -106,7 +106,9 @@ def features_materialize() -> None:
 @click.option("--head", default="purchase", show_default=True, help="Head plugin name.")
 @click.option("--feature-service", default="purchase_v1", show_default=True)
 @click.option("--horizon-days", default=7, show_default=True, help="Label: purchase within this many days.")
-@click.option("--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data.")
+@click.option(
+    "--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data."
+)
 @click.option("--valid-cutoff", default=None)
 @click.option("--test-cutoff", default=None)
 @click.option("--epochs", default=40, show_default=True)
@@ -170,7 +172,9 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
                 known = "unknown user (cold start)"
             else:
                 known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")
-            click.echo(f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]")
+            click.echo(
+                f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]"
+            )
 
 
 # --- plugins --------------------------------------------------------------------------------------------
@@ -198,7 +202,9 @@ def plugins_command(as_json: bool) -> None:
         _echo_json(listing)
     else:
         for p in listing:
-            click.echo(f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}")
+            click.echo(
+                f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}"
+            )
 
 
 # --- model registry: `shopscore db ...` and `shopscore models ...` -----------------------------------

@@ -26,7 +26,9 @@ from registry.settings import Settings
 from registry.training import Splits, TrainConfig, evaluate, fit, held_out
 
 
-def generate(settings: Settings, *, users: int, days: int, seed: int, start: str | None = None) -> pd.DataFrame:
+def generate(
+    settings: Settings, *, users: int, days: int, seed: int, start: str | None = None
+) -> pd.DataFrame:
     """Write seeded synthetic events to the workspace (replacing earlier synthetic events).
 
     `start` defaults to `days` before today (UTC), so the demo shop's features are fresh when served.

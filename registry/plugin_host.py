@@ -73,7 +73,10 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
         plugin_name = impl.plugin_name
         package, version = host.packages.get(plugin_name, (None, None))
 
-        def register(cls: type, _plugin: str = plugin_name) -> None:
+        # Defaults bind this plugin's values now, not the loop's last ones.
+        def register(
+            cls: type, _plugin: str = plugin_name, _package: str | None = package, _version: str | None = version
+        ) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise PluginError(
                     f"plugin {_plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
@@ -81,14 +84,16 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
                 )
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {_plugin!r}: {kind} {cls.__name__} must set a class attribute `name`")
+                raise PluginError(
+                    f"plugin {_plugin!r}: {kind} {cls.__name__} must set a class attribute `name`"
+                )
             if name in table:
                 raise PluginError(
                     f"plugin {_plugin!r} registered {kind} {name!r}, already registered by plugin "
                     f"{table[name].plugin!r}; rename one of them or disable a plugin with "
                     f"SHOPSCORE_DISABLE_PLUGINS"
                 )
-            table[name] = Registered(cls, _plugin, package, version)
+            table[name] = Registered(cls, _plugin, _package, _version)
 
         impl.function(register=register)
 

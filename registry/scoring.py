@@ -106,7 +106,9 @@ class Scorer:
     def _view_ttl(self, view_name: str) -> float:
         if view_name not in self._ttl_seconds:
             ttl = self.store.get_feature_view(view_name).ttl
-            self._ttl_seconds[view_name] = ttl.total_seconds() if ttl and ttl.total_seconds() > 0 else float("inf")
+            self._ttl_seconds[view_name] = (
+                ttl.total_seconds() if ttl and ttl.total_seconds() > 0 else float("inf")
+            )
         return self._ttl_seconds[view_name]
 
     def score_many(
@@ -133,7 +135,9 @@ class Scorer:
                 stale=bool(is_stale),
                 cold_start=bool(is_unknown),
             )
-            for uid, p, age, is_stale, is_unknown in zip(ids, probabilities, ages, stale, unknown, strict=True)
+            for uid, p, age, is_stale, is_unknown in zip(
+                ids, probabilities, ages, stale, unknown, strict=True
+            )
         ]
 
     def score(self, user_id: object, *, model: str = "purchase", alias: str = "production") -> Score:
@@ -157,5 +161,7 @@ def score(user_id: object, *, model: str = "purchase", alias: str = "production"
     return default_scorer().score(user_id, model=model, alias=alias)
 
 
-def score_many(user_ids: Sequence[object], *, model: str = "purchase", alias: str = "production") -> list[Score]:
+def score_many(
+    user_ids: Sequence[object], *, model: str = "purchase", alias: str = "production"
+) -> list[Score]:
     return default_scorer().score_many(user_ids, model=model, alias=alias)

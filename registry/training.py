@@ -54,7 +54,11 @@ class Splits:
 
     @classmethod
     def of(
-        cls, train: Sequence[str | pd.Timestamp], valid: str | pd.Timestamp, test: str | pd.Timestamp, horizon: int
+        cls,
+        train: Sequence[str | pd.Timestamp],
+        valid: str | pd.Timestamp,
+        test: str | pd.Timestamp,
+        horizon: int,
     ) -> Splits:
         return cls(tuple(sorted(as_utc(c) for c in train)), as_utc(valid), as_utc(test), horizon)
 
@@ -115,7 +119,9 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {setting!r} requested but torch sees no CUDA GPU; use SHOPSCORE_DEVICE=cpu")
+        raise RuntimeError(
+            f"device {setting!r} requested but torch sees no CUDA GPU; use SHOPSCORE_DEVICE=cpu"
+        )
     return torch.device(setting)
 
 
@@ -145,7 +151,13 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     n = len(train)
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
     history: list[dict[str, float]] = []
-    epochs = tqdm(range(config.epochs), desc="train", unit="epoch", disable=None if config.progress else True, leave=False)
+    epochs = tqdm(
+        range(config.epochs),
+        desc="train",
+        unit="epoch",
+        disable=None if config.progress else True,
+        leave=False,
+    )
     for epoch in epochs:
         model.train()
         order = torch.randperm(n, generator=generator).to(device)

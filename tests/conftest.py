@@ -11,6 +11,11 @@ from registry.settings import Settings
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A fresh embedded-default workspace under tmp_path (SQLite registry, Feast file registry, SQLite online)."""
     monkeypatch.setenv("SHOPSCORE_HOME", str(tmp_path / "home"))
-    for var in ("SHOPSCORE_DATABASE_URL", "SHOPSCORE_FEAST_PROFILE", "SHOPSCORE_ARTIFACTS_DIR", "SHOPSCORE_FEATURE_REPO"):
+    for var in (
+        "SHOPSCORE_DATABASE_URL",
+        "SHOPSCORE_FEAST_PROFILE",
+        "SHOPSCORE_ARTIFACTS_DIR",
+        "SHOPSCORE_FEATURE_REPO",
+    ):
         monkeypatch.delenv(var, raising=False)
     return Settings.from_env()

@@ -8,7 +8,9 @@ import pandas as pd
 from registry.events.schema import EVENT_TYPES, conform
 
 
-def random_events(n: int = 600, users: int = 12, days: int = 50, seed: int = 3, start: str = "2024-03-01") -> pd.DataFrame:
+def random_events(
+    n: int = 600, users: int = 12, days: int = 50, seed: int = 3, start: str = "2024-03-01"
+) -> pd.DataFrame:
     """Uniformly random canonical events: no signal, just shapes and edge cases for pipeline checks."""
     rng = np.random.default_rng(seed)
     begin = pd.Timestamp(start, tz="UTC")

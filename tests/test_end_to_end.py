@@ -51,7 +51,11 @@ def test_promoted_model_beats_chance_on_held_out_users(shop):
     test_cutoff = pd.Timestamp(production.lineage["test_cutoff"])
     store = feast_store.open_store(settings)
     frame = build_training_set(
-        store, events, service_name=production.lineage["feature_service"], cutoffs=[test_cutoff], horizon_days=7
+        store,
+        events,
+        service_name=production.lineage["feature_service"],
+        cutoffs=[test_cutoff],
+        horizon_days=7,
     )
     frame = frame[held_out(frame["user_id"])]
     assert len(frame) > 50 and 0 < frame["label_purchase"].mean() < 1

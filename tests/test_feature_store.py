@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from helpers import random_events
 
 from registry.events.schema import write_events
 from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import build_training_set, entity_rows, labels
 from registry.settings import Settings
-from helpers import random_events
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_events
 
 from registry.events.schema import EVENT_TYPES
 from registry.features.pipeline import ACTIVE_TAIL_DAYS, build_user_features, feature_columns
-from helpers import random_events
 
 
 def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, float]:
@@ -27,7 +27,9 @@ def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, 
     out["active_days_30d"] = last30["event_time"].dt.floor("D").nunique()
     out["hours_since_last_event"] = (at - mine["event_time"].max()).total_seconds() / 3600
     carts = mine[mine["event_type"] == "cart"]
-    out["hours_since_last_cart"] = (at - carts["event_time"].max()).total_seconds() / 3600 if len(carts) else np.nan
+    out["hours_since_last_cart"] = (
+        (at - carts["event_time"].max()).total_seconds() / 3600 if len(carts) else np.nan
+    )
     return out
 
 
@@ -40,7 +42,11 @@ def test_snapshots_match_brute_force_recomputation():
         row = snapshots.iloc[i]
         expected = brute_force(events, int(row["user_id"]), row["event_timestamp"])
         for name, value in expected.items():
-            assert row[name] == pytest.approx(value, nan_ok=True), (name, row["user_id"], row["event_timestamp"])
+            assert row[name] == pytest.approx(value, nan_ok=True), (
+                name,
+                row["user_id"],
+                row["event_timestamp"],
+            )
 
 
 def test_snapshot_never_counts_events_at_or_after_its_timestamp():
@@ -52,7 +58,10 @@ def test_snapshot_never_counts_events_at_or_after_its_timestamp():
     # The first snapshot is the midnight after the first event, so it sees that event and nothing later.
     assert (first_snap == first_event.dt.floor("D") + pd.Timedelta(days=1)).all()
     assert (snapshots["hours_since_last_event"] > 0).all()
-    assert (snapshots.groupby("user_id")["event_timestamp"].max() <= last_event.dt.floor("D") + pd.Timedelta(days=1 + ACTIVE_TAIL_DAYS)).all()
+    assert (
+        snapshots.groupby("user_id")["event_timestamp"].max()
+        <= last_event.dt.floor("D") + pd.Timedelta(days=1 + ACTIVE_TAIL_DAYS)
+    ).all()
 
 
 def test_end_bounds_the_snapshots_and_drops_later_events():

@@ -17,7 +17,9 @@ from registry.training import SplitError, Splits, TrainConfig, fit, held_out
 
 def feature_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.poisson(3.0, size=(n, len(feature_columns()))).astype(float), columns=feature_columns())
+    frame = pd.DataFrame(
+        rng.poisson(3.0, size=(n, len(feature_columns()))).astype(float), columns=feature_columns()
+    )
     frame.loc[rng.random(n) < 0.2, "hours_since_last_purchase"] = np.nan
     # A learnable label: more carts in the last week, more purchases.
     logit = 0.8 * (frame["cart_count_7d"] - 3) - 0.5
@@ -27,7 +29,10 @@ def feature_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def build() -> ShopModel:
     return ShopModel.build(
-        "mlp", {"features": feature_columns(), "hidden": [16]}, "purchase", {"horizon_days": 7},
+        "mlp",
+        {"features": feature_columns(), "hidden": [16]},
+        "purchase",
+        {"horizon_days": 7},
         feature_service="purchase_v1",
     )
 
@@ -48,7 +53,9 @@ def test_save_and_load_give_identical_predictions(tmp_path):
 
 
 def test_training_learns_the_signal():
-    result = fit(build(), feature_frame(2000), feature_frame(500, seed=1), TrainConfig(epochs=30, progress=False))
+    result = fit(
+        build(), feature_frame(2000), feature_frame(500, seed=1), TrainConfig(epochs=30, progress=False)
+    )
     from registry.training import evaluate
 
     test = feature_frame(1000, seed=2)
@@ -95,7 +102,9 @@ def test_splits_refuse_overlapping_label_windows():
 
 
 def test_default_splits_keep_time_order():
-    s = Splits.default_for(pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-30 18:00", tz="UTC"), 7)
+    s = Splits.default_for(
+        pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-30 18:00", tz="UTC"), 7
+    )
     assert s.test_cutoff + pd.Timedelta(days=7) == pd.Timestamp("2024-03-31", tz="UTC")
     assert max(s.train_cutoffs) + pd.Timedelta(days=7) <= s.valid_cutoff
     assert min(s.train_cutoffs) >= pd.Timestamp("2024-01-15", tz="UTC")

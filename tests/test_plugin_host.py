@@ -63,7 +63,9 @@ def test_wrong_type_is_blamed_on_the_plugin():
             register(NotAnEncoder)
 
     host = _host_with(("team_bad", Bad))
-    with pytest.raises(PluginError, match=r"plugin 'team_bad' registered .*NotAnEncoder.* not a subclass of registry.Encoder"):
+    with pytest.raises(
+        PluginError, match=r"plugin 'team_bad' registered .*NotAnEncoder.* not a subclass of registry.Encoder"
+    ):
         _collect(host, "encoder", Encoder, host.encoders)
 
 

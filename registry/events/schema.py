@@ -64,7 +64,9 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame.columns:
             out[column] = frame[column]
         else:
-            out[column] = pd.Series(pd.NA, index=frame.index, dtype=dtype if dtype != "float64" else "float64")
+            out[column] = pd.Series(
+                pd.NA, index=frame.index, dtype=dtype if dtype != "float64" else "float64"
+            )
         if column == "event_time":
             out[column] = pd.to_datetime(out[column], utc=True)
         else:

@@ -140,7 +140,9 @@ def build_user_features(events: pd.DataFrame, *, end: pd.Timestamp | None = None
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     """numerator / denominator, 0 where the denominator is 0 (no views means no conversion to measure)."""
     den = denominator.to_numpy(dtype="float64")
-    return pd.Series(np.divide(numerator.to_numpy(dtype="float64"), den, out=np.zeros_like(den), where=den > 0))
+    return pd.Series(
+        np.divide(numerator.to_numpy(dtype="float64"), den, out=np.zeros_like(den), where=den > 0)
+    )
 
 
 def write_user_features(features: pd.DataFrame, features_dir: Path) -> Path:

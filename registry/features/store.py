@@ -12,7 +12,7 @@ import os
 import string
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -95,7 +95,7 @@ def materialize(settings: Settings, *, start: datetime | None = None, end: datet
     has no such mark, so it starts at `start` (the caller passes the oldest snapshot time).
     """
     store = open_store(settings)
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
     never_materialized = [v.name for v in views if not v.materialization_intervals]
     if never_materialized:
