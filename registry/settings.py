@@ -6,12 +6,16 @@ setup; each part can be pointed elsewhere (PostgreSQL, Redis, another feature re
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-# The project checkout's feature repo, used when SHOPSCORE_FEATURE_REPO is not set.
-_CHECKOUT_FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
+
+
+def _bundled_feature_repo() -> Path:
+    """The feature repo shipped with shopscore (`feature_repo/`, installed as `registry._feature_repo`)."""
+    return Path(str(importlib.resources.files("registry._feature_repo")))
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Settings:
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         home_path = Path(home or os.environ.get("SHOPSCORE_HOME", ".shopscore")).expanduser().resolve()
         database_url = os.environ.get("SHOPSCORE_DATABASE_URL") or f"sqlite:///{home_path / 'registry.db'}"
-        feature_repo = Path(os.environ.get("SHOPSCORE_FEATURE_REPO", _CHECKOUT_FEATURE_REPO)).resolve()
+        feature_repo = Path(os.environ.get("SHOPSCORE_FEATURE_REPO") or _bundled_feature_repo()).resolve()
         artifacts = Path(os.environ.get("SHOPSCORE_ARTIFACTS_DIR", home_path / "artifacts")).resolve()
         return cls(
             home=home_path,
