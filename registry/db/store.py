@@ -36,6 +36,7 @@ from registry.db.engine import (
     make_engine,
     sessionmakers,
     sqlite_path,
+    translate_connection_errors,
 )
 from registry.db.errors import (
     NothingToRollBack,
@@ -109,16 +110,17 @@ class ModelRegistry:
         """
         if url is None or artifacts_root is None:
             settings = settings or Settings.from_env()
-        url = url or settings.database_url  # type: ignore[union-attr]
-        artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_dir  # type: ignore[union-attr]
+            url = url or settings.database_url
+            artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_dir
         check_role(role)
-        if upgrade:
-            migrate.upgrade(url)
-        else:
+        if not upgrade:
             _refuse_missing_sqlite_file(url)
         engine = make_engine(url)
         try:
-            migrate.require_current(engine)
+            with translate_connection_errors(url):
+                if upgrade:
+                    migrate.upgrade(engine)
+                migrate.require_current(engine)
         except BaseException:
             engine.dispose()
             raise
@@ -297,10 +299,15 @@ class ModelRegistry:
             session.flush()
             return _version_record(model, row, ())
 
-    def gc(self, *, older_than_s: float = 3600.0) -> list[str]:
-        """Remove artifact directories no version points at (crash leftovers) older than `older_than_s`."""
-        with self._read.begin() as session:
-            referenced = set(session.scalars(sa.select(ModelVersionRow.artifact_uri)))
+    def gc(self, *, older_than_s: float = 3600.0, unreferenced: bool = False) -> list[str]:
+        """Remove staging copies left by interrupted registrations, older than `older_than_s`. Returns URIs.
+
+        With `unreferenced=True`, also published directories that no version of *this* registry points at;
+        only safe when no other registry database shares the artifact root."""
+        referenced = None
+        if unreferenced:
+            with self._read.begin() as session:
+                referenced = set(session.scalars(sa.select(ModelVersionRow.artifact_uri)))
         return gc_artifacts(self.artifacts_root, referenced, older_than_s=older_than_s)
 
     # ----------------------------------------------------------------------------------------- reading
