@@ -29,17 +29,13 @@ from registry.db.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
-# Execution option that marks a connection whose transactions will write (sessions from `write_sessions`).
+# Execution option marking connections whose transactions write (the write factory of `sessionmakers`).
 _WRITE_OPTION = "shopscore_write"
 
 
 def display_url(url: str | URL) -> str:
     """The URL with any password masked, for error messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
 
 
 def sqlite_path(url: str | URL) -> Path | None:

@@ -222,11 +222,7 @@ class ModelRegistry:
             if alias_row is not None and alias_row.version == version:
                 return _event_record(model, self._last_event(session, model_row.id, alias))
             if self.policy.is_protected(alias):
-                current = self._version_row(session, model_row, alias_row.version) if alias_row else None
-                candidate_record = self._record(session, model_row, candidate)
-                current_record = self._record(session, model_row, current) if current else None
-                vetoes = self.policy.builtin_vetoes(candidate_record, current_record)
-                vetoes += hooks.collect_vetoes(pm, candidate_record, current_record)
+                vetoes = self._promotion_vetoes(session, pm, model_row, candidate, alias_row)
                 if vetoes and not force:
                     raise PromotionRefused(
                         f"promotion of model {model!r} version {version} to {alias!r} refused:\n- "
@@ -235,7 +231,10 @@ class ModelRegistry:
                         "saying why.",
                         vetoes,
                     )
-            event = self._move(session, model_row, alias, alias_row, version, "set", who, reason, force)
+            event = self._move(
+                session, model_row, alias_row, alias=alias, version=version, action="set", actor=who,
+                reason=reason, forced=force,
+            )  # fmt: skip
         hooks.fire(pm, "on_alias_changed", event=event)
         return event
 
@@ -271,8 +270,9 @@ class ModelRegistry:
                     f"archived; promote another version instead"
                 )
             event = self._move(
-                session, model_row, alias, alias_row, target.version, "rollback", who, reason, False
-            )
+                session, model_row, alias_row, alias=alias, version=target.version, action="rollback",
+                actor=who, reason=reason, forced=False,
+            )  # fmt: skip
         hooks.fire(pm, "on_alias_changed", event=event)
         return event
 
@@ -506,18 +506,35 @@ class ModelRegistry:
             .limit(1)
         ).one()
 
+    def _promotion_vetoes(
+        self,
+        session: Session,
+        pm: pluggy.PluginManager,
+        model_row: RegisteredModelRow,
+        candidate: ModelVersionRow,
+        alias_row: ModelAliasRow | None,
+    ) -> list[str]:
+        """Every reason the built-in check and the plugins give against moving a protected alias."""
+        current_row = self._version_row(session, model_row, alias_row.version) if alias_row else None
+        candidate_record = self._record(session, model_row, candidate)
+        current_record = self._record(session, model_row, current_row) if current_row else None
+        vetoes = self.policy.builtin_vetoes(candidate_record, current_record)
+        return vetoes + hooks.collect_vetoes(pm, candidate_record, current_record)
+
     def _move(
         self,
         session: Session,
         model_row: RegisteredModelRow,
-        alias: str,
         alias_row: ModelAliasRow | None,
+        *,
+        alias: str,
         version: int,
         action: str,
         actor: str,
         reason: str,
         forced: bool,
     ) -> AliasEvent:
+        """Point the alias at `version` and append the audit event, in the caller's transaction."""
         now = utcnow()
         previous = alias_row.version if alias_row is not None else None
         if alias_row is None:
