@@ -126,7 +126,7 @@ def sessionmakers(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[S
     return read, write
 
 
-def insert_ignoring_conflict(table: sa.Table, values: dict[str, Any], dialect: str) -> sa.Executable:
+def insert_ignoring_conflict(table: Any, values: dict[str, Any], dialect: str) -> sa.Executable:
     """`INSERT ... ON CONFLICT DO NOTHING`: both dialects have it, spelled through their own insert()."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert

@@ -426,19 +426,14 @@ class ModelRegistry:
         """(model id, version number): creates the model on first use, then bumps its counter in the
         database. The UPDATE holds the model's row lock until commit, so concurrent registrations of one
         model take numbers one after another; the counter rolls back with a failed transaction."""
-        table = RegisteredModelRow.__table__
-        session.execute(
-            insert_ignoring_conflict(
-                table,  # type: ignore[arg-type]
-                {"name": model, "next_version": 1, "created_at": utcnow()},
-                session.get_bind().dialect.name,
-            )
-        )
+        dialect = session.get_bind().dialect.name
+        values = {"name": model, "next_version": 1, "created_at": utcnow()}
+        session.execute(insert_ignoring_conflict(RegisteredModelRow, values, dialect))
         model_id, next_version = session.execute(
-            sa.update(table)
-            .where(table.c.name == model)
-            .values(next_version=table.c.next_version + 1)
-            .returning(table.c.id, table.c.next_version)
+            sa.update(RegisteredModelRow)
+            .where(RegisteredModelRow.name == model)
+            .values(next_version=RegisteredModelRow.next_version + 1)
+            .returning(RegisteredModelRow.id, RegisteredModelRow.next_version)
         ).one()
         return model_id, next_version - 1
 
@@ -642,15 +637,16 @@ def _event_record(model: str, row: AliasEventRow) -> AliasEvent:
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _diff(left: dict[str, Any], right: dict[str, Any]) -> tuple[FieldDiff, ...]:
     diffs = []
     for name in sorted(set(left) | set(right)):
         a, b = left.get(name), right.get(name)
-        delta = b - a if _is_number(a) and _is_number(b) else None
+        x, y = _number(a), _number(b)
+        delta = y - x if x is not None and y is not None else None
         diffs.append(FieldDiff(name=name, left=a, right=b, changed=a != b, delta=delta))
     return tuple(diffs)
 
