@@ -1,16 +1,25 @@
 """shopscore core: SQL model registry, plugin host, training and serving.
 
-The public Python API is importable from here. Heavy parts (Feast, the SQL registry) load on first use,
-so `import registry` and `shopscore --help` stay fast.
+The public Python API is importable from here. Heavy parts load on first use, so `import registry`,
+`shopscore --help`, migrations and processes that only touch the SQL registry stay fast.
 """
 
+from __future__ import annotations
+
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.hookspecs import hookimpl
 
-# Importing torch, Feast or SQLAlchemy costs seconds; the registry CLI, migrations and processes that only
-# touch the SQL registry should not pay for what they don't use.
+if TYPE_CHECKING:
+    from registry.components import Encoder, Head
+    from registry.db.records import AliasEvent, ModelVersion
+    from registry.db.store import ModelRegistry
+    from registry.modeling import ShopModel
+    from registry.scoring import Score, Scorer, score, score_many
+    from registry.settings import Settings
+
+# Importing torch, Feast or SQLAlchemy costs seconds; load each only when its names are asked for.
 _LAZY = {
     "Encoder": "registry.components",
     "Head": "registry.components",
@@ -19,8 +28,8 @@ _LAZY = {
     "Score": "registry.scoring",
     "Scorer": "registry.scoring",
     "ModelRegistry": "registry.db.store",
-    "ModelVersion": "registry.db.store",
-    "AliasEvent": "registry.db.store",
+    "ModelVersion": "registry.db.records",
+    "AliasEvent": "registry.db.records",
     "ShopModel": "registry.modeling",
     "Settings": "registry.settings",
 }

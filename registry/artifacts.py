@@ -206,9 +206,10 @@ def _modified(fs: fsspec.AbstractFileSystem, path: str) -> float | None:
 
 
 def gc_artifacts(
-    root: str | os.PathLike[str], referenced: Iterable[str], *, older_than_s: float = 3600.0
+    root: str | os.PathLike[str], referenced: Iterable[str] | None = None, *, older_than_s: float = 3600.0
 ) -> list[str]:
-    """Remove staging leftovers and published directories no version row points at. Returns their URIs.
+    """Remove staging leftovers and, when `referenced` (every URI the registry points at) is given,
+    published directories not in it. Returns the URIs removed.
 
     Only things older than `older_than_s` go: a registration in progress has a staging directory, or a
     published one whose row is not committed yet, for a few seconds; an hour of grace keeps them safe.
@@ -216,22 +217,14 @@ def gc_artifacts(
     fs, root_path = _url_to_fs(root)
     if not fs.isdir(root_path):
         return []
-    keep = set(referenced)
+    candidates = _children(fs, posixpath.join(root_path, STAGING))
+    if referenced is not None:
+        keep = set(referenced)
+        for model_dir in _children(fs, root_path):
+            if posixpath.basename(model_dir) != STAGING:
+                candidates += [p for p in _children(fs, model_dir) if artifact_uri(fs, p) not in keep]
     cutoff = time.time() - older_than_s
     removed = []
-    candidates: list[str] = []
-    staging = posixpath.join(root_path, STAGING)
-    if fs.isdir(staging):
-        candidates += [p.rstrip("/") for p in fs.ls(staging, detail=False)]
-    for model_dir in fs.ls(root_path, detail=False):
-        model_dir = model_dir.rstrip("/")
-        if posixpath.basename(model_dir) == STAGING or not fs.isdir(model_dir):
-            continue
-        candidates += [
-            p.rstrip("/")
-            for p in fs.ls(model_dir, detail=False)
-            if artifact_uri(fs, p.rstrip("/")) not in keep
-        ]
     for path in candidates:
         modified = _modified(fs, path)
         if modified is not None and modified > cutoff:
@@ -239,3 +232,10 @@ def gc_artifacts(
         fs.rm(path, recursive=True)
         removed.append(artifact_uri(fs, path))
     return removed
+
+
+def _children(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """Sub-directories of `path` (none when it does not exist)."""
+    if not fs.isdir(path):
+        return []
+    return [p.rstrip("/") for p in fs.ls(path, detail=False) if fs.isdir(p)]

@@ -49,9 +49,10 @@ def on_alias_changed(event: Any) -> None:
 
 
 @hookspec
-def check_promotion(candidate: Any, current: Any) -> str | None:
-    """Veto a move of a protected alias by returning a reason; return None to allow it.
+def check_promotion(candidate: Any, current: Any) -> str | list[str] | None:
+    """Veto a move of a protected alias by returning a reason (or a list of reasons); return None to allow.
 
     `candidate` is the `registry.ModelVersion` about to receive the alias, `current` the one holding it
-    now (or None).
+    now (or None). A check that raises vetoes too. The registry reports every veto, prefixed with the
+    plugin's name; `force=True` overrides them (audited).
     """

@@ -235,3 +235,23 @@ def test_open_defaults_to_the_workspace_sqlite_file(tmp_path: Path, monkeypatch,
     with ModelRegistry.open(upgrade=True) as registry:
         assert registry.models() == []
     assert other.is_file()
+
+
+def test_unreachable_database_is_named_with_the_fix(tmp_path: Path) -> None:
+    from registry.db.errors import DatabaseUnavailable
+
+    url = "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"
+    with pytest.raises(
+        DatabaseUnavailable, match=r"cannot open .*nobody:\*\*\*@127.0.0.1:1/none.*SHOPSCORE_DATABASE_URL"
+    ):
+        ModelRegistry.open(url, artifacts_root=tmp_path)
+
+
+def test_in_memory_sqlite_works_for_experiments(tmp_path: Path, model_dir) -> None:
+    from registry.db.hooks import bare_plugin_manager
+
+    with ModelRegistry.open(
+        "sqlite://", upgrade=True, artifacts_root=tmp_path / "a", plugin_manager=bare_plugin_manager()
+    ) as registry:
+        register(registry, "m", model_dir())
+        assert [v.version for v in registry.versions("m")] == [1]

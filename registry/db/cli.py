@@ -370,10 +370,15 @@ def models_archive(url: str | None, as_json: bool, model: str, version: int) -> 
 
 @models_group.command("gc")
 @click.option("--older-than", "older_than_s", type=float, default=3600.0, show_default=True, help="Seconds.")
+@click.option(
+    "--unreferenced",
+    is_flag=True,
+    help="Also remove published directories no version points at (only if no other registry uses the root).",
+)
 @_common
 @_errors
-def models_gc(url: str | None, as_json: bool, older_than_s: float) -> None:
+def models_gc(url: str | None, as_json: bool, older_than_s: float, unreferenced: bool) -> None:
     """Remove artifact directories left behind by interrupted registrations."""
     with _registry(url) as registry:
-        removed = registry.gc(older_than_s=older_than_s)
+        removed = registry.gc(older_than_s=older_than_s, unreferenced=unreferenced)
     _emit(as_json, {"removed": removed}, "\n".join(removed) if removed else "nothing to remove")

@@ -14,6 +14,8 @@ PostgreSQL needs `pool_pre_ping` so a pooled connection killed by a server resta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +23,19 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from registry.db.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
-# Execution option that marks a connection whose transactions will write (sessions from `write_sessions`).
+# Execution option marking connections whose transactions write (the write factory of `sessionmakers`).
 _WRITE_OPTION = "shopscore_write"
 
 
 def display_url(url: str | URL) -> str:
     """The URL with any password masked, for error messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
-
-
-def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -51,6 +52,26 @@ def database_exists(url: str | URL) -> bool:
     return path is None or path.exists()
 
 
+@contextmanager
+def translate_connection_errors(url: str | URL) -> Iterator[None]:
+    """Turn "cannot connect" into DatabaseUnavailable naming the (password-masked) URL and the fix."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        if not _is_connection_error(exc):
+            raise
+        raise DatabaseUnavailable(
+            f"cannot open the model registry database {display_url(url)}: {' '.join(str(exc.orig).split())}. "
+            f"Check SHOPSCORE_DATABASE_URL (or --database-url) and that the server is running"
+        ) from exc
+
+
+def _is_connection_error(exc: sa.exc.OperationalError) -> bool:
+    # psycopg raises OperationalError for both "server unreachable" and e.g. serialization problems;
+    # connect-time failures carry no SQL statement.
+    return exc.connection_invalidated or not exc.statement
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine with the registry's per-dialect settings applied."""
     parsed = make_url(url)
@@ -61,10 +82,14 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every checkout would see its own empty database.
+        kwargs.setdefault("poolclass", StaticPool)
+        connect_args.setdefault("check_same_thread", False)
     # pysqlite's `timeout` installs SQLite's busy handler; the PRAGMA below says the same for clarity.
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
-    in_memory = url.database in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -101,7 +126,7 @@ def sessionmakers(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[S
     return read, write
 
 
-def insert_ignoring_conflict(table: sa.Table, values: dict[str, Any], dialect: str) -> sa.Executable:
+def insert_ignoring_conflict(table: Any, values: dict[str, Any], dialect: str) -> sa.Executable:
     """`INSERT ... ON CONFLICT DO NOTHING`: both dialects have it, spelled through their own insert()."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert

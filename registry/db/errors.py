@@ -15,6 +15,10 @@ class InvalidInput(RegistryError, ValueError):
     """An argument failed validation before any transaction was opened (nothing was written)."""
 
 
+class DatabaseUnavailable(RegistryError):
+    """The registry database cannot be reached (wrong URL, server down, file not writable)."""
+
+
 class SchemaOutOfDate(RegistryError):
     """The database has no registry schema, or one older or newer than this code expects."""
 

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from registry.db.engine import display_url, make_engine, sqlite_path, write_engine
+from registry.db.engine import (
+    display_url,
+    make_engine,
+    sqlite_path,
+    translate_connection_errors,
+    write_engine,
+)
 from registry.db.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
@@ -70,8 +76,11 @@ def _connection(url_or_engine: str | Engine, *, write: bool) -> Iterator[Connect
     owned = isinstance(url_or_engine, str)
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
-        with (write_engine(engine) if write else engine).begin() as connection:
-            yield connection
+        with (
+            translate_connection_errors(engine.url),
+            (write_engine(engine) if write else engine).begin() as conn,
+        ):
+            yield conn
     finally:
         if owned:
             engine.dispose()
@@ -81,7 +90,7 @@ def upgrade(url: str | Engine, revision: str = "heads") -> str | None:
     """Migrate the database up to `revision` (default: the newest). Returns the revision it is at."""
     from alembic import command
 
-    path = sqlite_path(url) if isinstance(url, str) else None
+    path = sqlite_path(url.url if isinstance(url, Engine) else url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)  # the workspace may not exist yet on a fresh clone
     with _connection(url, write=True) as connection:

@@ -36,6 +36,7 @@ from registry.db.engine import (
     make_engine,
     sessionmakers,
     sqlite_path,
+    translate_connection_errors,
 )
 from registry.db.errors import (
     NothingToRollBack,
@@ -109,16 +110,17 @@ class ModelRegistry:
         """
         if url is None or artifacts_root is None:
             settings = settings or Settings.from_env()
-        url = url or settings.database_url  # type: ignore[union-attr]
-        artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_dir  # type: ignore[union-attr]
+            url = url or settings.database_url
+            artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_dir
         check_role(role)
-        if upgrade:
-            migrate.upgrade(url)
-        else:
+        if not upgrade:
             _refuse_missing_sqlite_file(url)
         engine = make_engine(url)
         try:
-            migrate.require_current(engine)
+            with translate_connection_errors(url):
+                if upgrade:
+                    migrate.upgrade(engine)
+                migrate.require_current(engine)
         except BaseException:
             engine.dispose()
             raise
@@ -220,11 +222,7 @@ class ModelRegistry:
             if alias_row is not None and alias_row.version == version:
                 return _event_record(model, self._last_event(session, model_row.id, alias))
             if self.policy.is_protected(alias):
-                current = self._version_row(session, model_row, alias_row.version) if alias_row else None
-                candidate_record = self._record(session, model_row, candidate)
-                current_record = self._record(session, model_row, current) if current else None
-                vetoes = self.policy.builtin_vetoes(candidate_record, current_record)
-                vetoes += hooks.collect_vetoes(pm, candidate_record, current_record)
+                vetoes = self._promotion_vetoes(session, pm, model_row, candidate, alias_row)
                 if vetoes and not force:
                     raise PromotionRefused(
                         f"promotion of model {model!r} version {version} to {alias!r} refused:\n- "
@@ -233,7 +231,10 @@ class ModelRegistry:
                         "saying why.",
                         vetoes,
                     )
-            event = self._move(session, model_row, alias, alias_row, version, "set", who, reason, force)
+            event = self._move(
+                session, model_row, alias_row, alias=alias, version=version, action="set", actor=who,
+                reason=reason, forced=force,
+            )  # fmt: skip
         hooks.fire(pm, "on_alias_changed", event=event)
         return event
 
@@ -269,8 +270,9 @@ class ModelRegistry:
                     f"archived; promote another version instead"
                 )
             event = self._move(
-                session, model_row, alias, alias_row, target.version, "rollback", who, reason, False
-            )
+                session, model_row, alias_row, alias=alias, version=target.version, action="rollback",
+                actor=who, reason=reason, forced=False,
+            )  # fmt: skip
         hooks.fire(pm, "on_alias_changed", event=event)
         return event
 
@@ -297,10 +299,15 @@ class ModelRegistry:
             session.flush()
             return _version_record(model, row, ())
 
-    def gc(self, *, older_than_s: float = 3600.0) -> list[str]:
-        """Remove artifact directories no version points at (crash leftovers) older than `older_than_s`."""
-        with self._read.begin() as session:
-            referenced = set(session.scalars(sa.select(ModelVersionRow.artifact_uri)))
+    def gc(self, *, older_than_s: float = 3600.0, unreferenced: bool = False) -> list[str]:
+        """Remove staging copies left by interrupted registrations, older than `older_than_s`. Returns URIs.
+
+        With `unreferenced=True`, also published directories that no version of *this* registry points at;
+        only safe when no other registry database shares the artifact root."""
+        referenced = None
+        if unreferenced:
+            with self._read.begin() as session:
+                referenced = set(session.scalars(sa.select(ModelVersionRow.artifact_uri)))
         return gc_artifacts(self.artifacts_root, referenced, older_than_s=older_than_s)
 
     # ----------------------------------------------------------------------------------------- reading
@@ -419,19 +426,14 @@ class ModelRegistry:
         """(model id, version number): creates the model on first use, then bumps its counter in the
         database. The UPDATE holds the model's row lock until commit, so concurrent registrations of one
         model take numbers one after another; the counter rolls back with a failed transaction."""
-        table = RegisteredModelRow.__table__
-        session.execute(
-            insert_ignoring_conflict(
-                table,  # type: ignore[arg-type]
-                {"name": model, "next_version": 1, "created_at": utcnow()},
-                session.get_bind().dialect.name,
-            )
-        )
+        dialect = session.get_bind().dialect.name
+        values = {"name": model, "next_version": 1, "created_at": utcnow()}
+        session.execute(insert_ignoring_conflict(RegisteredModelRow, values, dialect))
         model_id, next_version = session.execute(
-            sa.update(table)
-            .where(table.c.name == model)
-            .values(next_version=table.c.next_version + 1)
-            .returning(table.c.id, table.c.next_version)
+            sa.update(RegisteredModelRow)
+            .where(RegisteredModelRow.name == model)
+            .values(next_version=RegisteredModelRow.next_version + 1)
+            .returning(RegisteredModelRow.id, RegisteredModelRow.next_version)
         ).one()
         return model_id, next_version - 1
 
@@ -499,18 +501,35 @@ class ModelRegistry:
             .limit(1)
         ).one()
 
+    def _promotion_vetoes(
+        self,
+        session: Session,
+        pm: pluggy.PluginManager,
+        model_row: RegisteredModelRow,
+        candidate: ModelVersionRow,
+        alias_row: ModelAliasRow | None,
+    ) -> list[str]:
+        """Every reason the built-in check and the plugins give against moving a protected alias."""
+        current_row = self._version_row(session, model_row, alias_row.version) if alias_row else None
+        candidate_record = self._record(session, model_row, candidate)
+        current_record = self._record(session, model_row, current_row) if current_row else None
+        vetoes = self.policy.builtin_vetoes(candidate_record, current_record)
+        return vetoes + hooks.collect_vetoes(pm, candidate_record, current_record)
+
     def _move(
         self,
         session: Session,
         model_row: RegisteredModelRow,
-        alias: str,
         alias_row: ModelAliasRow | None,
+        *,
+        alias: str,
         version: int,
         action: str,
         actor: str,
         reason: str,
         forced: bool,
     ) -> AliasEvent:
+        """Point the alias at `version` and append the audit event, in the caller's transaction."""
         now = utcnow()
         previous = alias_row.version if alias_row is not None else None
         if alias_row is None:
@@ -618,15 +637,16 @@ def _event_record(model: str, row: AliasEventRow) -> AliasEvent:
     )
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _diff(left: dict[str, Any], right: dict[str, Any]) -> tuple[FieldDiff, ...]:
     diffs = []
     for name in sorted(set(left) | set(right)):
         a, b = left.get(name), right.get(name)
-        delta = b - a if _is_number(a) and _is_number(b) else None
+        x, y = _number(a), _number(b)
+        delta = y - x if x is not None and y is not None else None
         diffs.append(FieldDiff(name=name, left=a, right=b, changed=a != b, delta=delta))
     return tuple(diffs)
 
