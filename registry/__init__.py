@@ -34,7 +34,20 @@ _LAZY = {
     "Settings": "registry.settings",
 }
 
-__all__ = ["hookimpl", *_LAZY]
+__all__ = [
+    "AliasEvent",
+    "Encoder",
+    "Head",
+    "ModelRegistry",
+    "ModelVersion",
+    "Score",
+    "Scorer",
+    "Settings",
+    "ShopModel",
+    "hookimpl",
+    "score",
+    "score_many",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """Model artifacts: copy a saved model directory into the artifact root, and hand it back verified.
 
-The artifact root is a local directory by default (`Settings.artifacts_dir`) or any fsspec URL (s3://,
+The artifact root is a local directory by default (`Settings.artifacts_root`) or any fsspec URL (s3://,
 gs://, memory://). Layout:
 
     <root>/<model>/<version>/config.json, model.safetensors, ...   published artifacts

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-
 
 
 def _bundled_feature_repo() -> Path:
@@ -28,7 +27,8 @@ class Settings:
     # Which `feature_store*.yaml` in the feature repo to use: "" is the embedded default
     # (file registry + SQLite online store); "redis" selects feature_store.redis.yaml, and so on.
     feast_profile: str = ""
-    artifacts_dir: Path = field(default=Path())
+    # A local directory or any fsspec URL (s3://bucket/prefix, gs://...): kept as a string, never resolved.
+    artifacts_root: str = ""
     # "auto" picks CUDA when torch sees a GPU, else CPU.
     device: str = "auto"
 
@@ -37,13 +37,13 @@ class Settings:
         home_path = Path(home or os.environ.get("SHOPSCORE_HOME", ".shopscore")).expanduser().resolve()
         database_url = os.environ.get("SHOPSCORE_DATABASE_URL") or f"sqlite:///{home_path / 'registry.db'}"
         feature_repo = Path(os.environ.get("SHOPSCORE_FEATURE_REPO") or _bundled_feature_repo()).resolve()
-        artifacts = Path(os.environ.get("SHOPSCORE_ARTIFACTS_DIR", home_path / "artifacts")).resolve()
+        artifacts = os.environ.get("SHOPSCORE_ARTIFACTS_DIR") or str(home_path / "artifacts")
         return cls(
             home=home_path,
             database_url=database_url,
             feature_repo=feature_repo,
             feast_profile=os.environ.get("SHOPSCORE_FEAST_PROFILE", ""),
-            artifacts_dir=artifacts,
+            artifacts_root=artifacts,
             device=os.environ.get("SHOPSCORE_DEVICE", "auto"),
         )
 

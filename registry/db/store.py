@@ -111,7 +111,7 @@ class ModelRegistry:
         if url is None or artifacts_root is None:
             settings = settings or Settings.from_env()
             url = url or settings.database_url
-            artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_dir
+            artifacts_root = artifacts_root if artifacts_root is not None else settings.artifacts_root
         check_role(role)
         if not upgrade:
             _refuse_missing_sqlite_file(url)
