@@ -47,7 +47,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import time
 from collections import Counter
@@ -60,6 +59,8 @@ from typing import Any, TextIO
 import click
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from registry.events.schema import COLUMNS, EVENT_TYPES, write_event_parts
@@ -159,17 +160,18 @@ class _Chunk:
     """One chunk of source rows. Row `p` (0-based within the chunk) is physical line `line_numbers[p]`.
 
     `fields` holds the rows that split into the expected columns (index = position); `rejects` the rows
-    that did not. `raw` is the decoded text of every row, or None for parquet (rows are rendered on demand).
+    that did not. `raw` holds the undecoded bytes of every line, or None for parquet (rows are rendered
+    from `fields` when quarantined).
     """
 
     line_numbers: np.ndarray
-    raw: list[str] | None
+    raw: list[bytes] | None
     fields: pd.DataFrame
     rejects: list[_Reject]
 
     def raw_text(self, position: int) -> str:
         if self.raw is not None:
-            return self.raw[position]
+            return _line_text(self.raw[position])
         row = self.fields.loc[position]
         return json.dumps({k: None if _is_missing(v) else str(v) for k, v in row.items()})
 
@@ -180,74 +182,86 @@ def _is_missing(value: object) -> bool:
     )
 
 
-def _decode_lines(raw_lines: list[bytes]) -> tuple[list[str], list[_Reject]]:
-    """Decode UTF-8 lines, dropping line endings. A line with bad bytes becomes a reject, not an error."""
+def _line_text(raw: bytes) -> str:
+    """A line without its ending; bad bytes shown as \\xNN escapes."""
+    return raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8", errors="backslashreplace")
+
+
+def _undecodable(body: bytes, raw_lines: list[bytes]) -> list[_Reject]:
+    """Rejects for lines that are not UTF-8 (checked per line only when the chunk as a whole fails)."""
     try:
-        text = b"".join(raw_lines).decode("utf-8")
+        body.decode("utf-8")
+        return []
     except UnicodeDecodeError:
-        return _decode_each(raw_lines)
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines], []
-
-
-def _decode_each(raw_lines: list[bytes]) -> tuple[list[str], list[_Reject]]:
-    texts: list[str] = []
+        pass
     rejects: list[_Reject] = []
     for position, raw in enumerate(raw_lines):
-        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
-            texts.append(raw.decode("utf-8"))
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            texts.append(raw.decode("utf-8", errors="backslashreplace"))
-            bad = raw[exc.start : exc.end]
             rejects.append(
                 _Reject(
                     position,
                     "undecodable",
-                    f"undecodable bytes {bad!r} at byte {exc.start}: the line is not UTF-8; "
-                    "re-encode the file as UTF-8 (e.g. iconv -t UTF-8)",
+                    f"undecodable bytes {raw[exc.start : exc.end]!r} at byte {exc.start}: the line is not "
+                    "UTF-8; re-encode the file as UTF-8 (e.g. iconv -t UTF-8)",
                 )
             )
-    return texts, rejects
+    return rejects
 
 
-# Characters that the vectorised pandas path cannot take: quotes need the csv module, a stray carriage
-# return or NUL would split or corrupt a line in pandas' C parser.
-_NEEDS_CSV_MODULE = re.compile(r'["\r\x00]')
+def _needs_csv_module(raw: bytes) -> bool:
+    """Quotes need the csv module; a stray carriage return or NUL would split or corrupt a line in a fast
+    parser. A trailing CRLF is an ordinary line ending."""
+    line = raw.removesuffix(b"\n").removesuffix(b"\r")
+    return b'"' in line or b"\r" in line or b"\x00" in line
 
 
 def _split_fields(
-    texts: list[str], skip: set[int], sep: str | None, names: list[str]
+    raw_lines: list[bytes], body: bytes, skip: set[int], sep: str | None, names: list[str]
 ) -> tuple[pd.DataFrame, list[_Reject]]:
     """Split lines into `names` columns (all str). Positions in `skip` were already rejected."""
     if sep is None:
-        return _split_whitespace(texts, skip, names)
+        return _split_whitespace(raw_lines, skip, names)
     expected = len(names)
-    special = bool(_NEEDS_CSV_MODULE.search("".join(texts))) if texts else False
-    simple: list[int] = []
-    quoted: list[int] = []
-    rejects: list[_Reject] = []
-    for position, text in enumerate(texts):
-        if position in skip:
-            continue
-        if special and _NEEDS_CSV_MODULE.search(text):
-            quoted.append(position)
-        elif text.count(sep) + 1 == expected:
-            simple.append(position)
-        else:
-            rejects.append(_field_count_reject(position, text, text.count(sep) + 1, expected))
-    frame = _read_simple(texts, simple, sep, names)
+    fields_per_line = _separator_counts(body, sep, len(raw_lines)) + 1
+    usable = np.ones(len(raw_lines), dtype=bool)
+    usable[list(skip)] = False
+    special = b'"' in body or b"\x00" in body or body.count(b"\r") != body.count(b"\r\n")
+    quoted = [p for p in np.flatnonzero(usable) if _needs_csv_module(raw_lines[p])] if special else []
+    usable[quoted] = False
+    simple_mask = usable & (fields_per_line == expected)
+    rejects = [
+        _field_count_reject(p, raw_lines[p], int(fields_per_line[p]), expected)
+        for p in np.flatnonzero(usable & ~simple_mask)
+    ]
+    simple = np.flatnonzero(simple_mask).tolist()
+    whole = len(simple) == len(raw_lines)
+    frame = _read_simple(body if whole else b"".join(raw_lines[p] for p in simple), simple, sep, names)
     if quoted:
-        extra, more_rejects = _read_quoted(texts, quoted, sep, names)
+        extra, more_rejects = _read_quoted(raw_lines, quoted, sep, names)
         rejects.extend(more_rejects)
-        frame = pd.concat([frame, extra]).sort_index()
+        non_empty = [part for part in (frame, extra.astype(_ARROW_TEXT)) if len(part)]
+        if non_empty:
+            frame = pd.concat(non_empty).sort_index()
     return frame, rejects
 
 
-def _field_count_reject(position: int, text: str, found: int, expected: int) -> _Reject:
-    if not text.strip():
+def _separator_counts(body: bytes, sep: str, lines: int) -> np.ndarray:
+    """How many `sep` bytes each line of `body` holds (vectorised over the whole chunk)."""
+    data = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n")) + 1
+    if len(ends) < lines:  # the file's last line has no newline
+        ends = np.append(ends, len(data))
+    seps_before_end = np.searchsorted(np.flatnonzero(data == ord(sep)), ends)
+    counts = np.diff(seps_before_end, prepend=0)
+    if len(counts) != lines:
+        raise RuntimeError(f"internal error: found {len(counts)} line ends for {lines} lines")
+    return counts
+
+
+def _field_count_reject(position: int, raw: bytes, found: int, expected: int) -> _Reject:
+    if not raw.strip():
         return _Reject(position, "empty_line", "empty line; every data line must hold one event")
     return _Reject(
         position,
@@ -256,48 +270,46 @@ def _field_count_reject(position: int, text: str, found: int, expected: int) -> 
     )
 
 
-def _read_simple(texts: list[str], positions: list[int], sep: str, names: list[str]) -> pd.DataFrame:
-    """Vectorised parse of lines known to have exactly len(names) fields and no quotes."""
+_ARROW_TEXT = pd.StringDtype("pyarrow")
+
+
+def _read_simple(data: bytes, positions: list[int], sep: str, names: list[str]) -> pd.DataFrame:
+    """Vectorised parse (pyarrow's CSV reader) of UTF-8 lines known to have exactly len(names) fields and
+    no quotes; every value stays text, "" included."""
     if not positions:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
-    body = "\n".join(texts[p] for p in positions)
-    frame = pd.read_csv(
-        io.StringIO(body),
-        sep=sep,
-        header=None,
-        names=names,
-        dtype=str,
-        na_filter=False,
-        quoting=csv.QUOTE_NONE,
-        skip_blank_lines=False,
-        engine="c",
+        return pd.DataFrame({name: pd.Series(dtype=_ARROW_TEXT) for name in names})
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in names}, strings_can_be_null=False
+        ),
     )
-    if len(frame) != len(positions):  # never lose rows silently
-        raise RuntimeError(f"internal error: parsed {len(frame)} rows from {len(positions)} lines")
+    if table.num_rows != len(positions):  # never lose rows silently
+        raise RuntimeError(f"internal error: parsed {table.num_rows} rows from {len(positions)} lines")
+    frame = table.to_pandas(types_mapper={pa.string(): _ARROW_TEXT}.get)
     frame.index = pd.Index(positions)
     return frame
 
 
 def _read_quoted(
-    texts: list[str], positions: list[int], sep: str, names: list[str]
+    raw_lines: list[bytes], positions: list[int], sep: str, names: list[str]
 ) -> tuple[pd.DataFrame, list[_Reject]]:
     """Per-line csv-module parse for lines with quotes or control characters."""
     rows: list[list[str]] = []
     kept: list[int] = []
     rejects: list[_Reject] = []
     for position in positions:
-        text = texts[position]
+        raw = raw_lines[position]
         try:
-            fields = next(csv.reader([text], delimiter=sep, strict=True))
+            fields = next(csv.reader([_line_text(raw)], delimiter=sep, strict=True))
         except csv.Error as exc:
-            rejects.append(
-                _Reject(
-                    position, "malformed_line", f"malformed CSV line ({exc}); check quotes and line breaks"
-                )
-            )
+            reason = f"malformed CSV line ({exc}); check quotes and line breaks"
+            rejects.append(_Reject(position, "malformed_line", reason))
             continue
         if len(fields) != len(names):
-            rejects.append(_field_count_reject(position, text, len(fields), len(names)))
+            rejects.append(_field_count_reject(position, raw, len(fields), len(names)))
             continue
         rows.append(fields)
         kept.append(position)
@@ -305,20 +317,20 @@ def _read_quoted(
 
 
 def _split_whitespace(
-    texts: list[str], skip: set[int], names: list[str]
+    raw_lines: list[bytes], skip: set[int], names: list[str]
 ) -> tuple[pd.DataFrame, list[_Reject]]:
     rows: list[list[str]] = []
     kept: list[int] = []
     rejects: list[_Reject] = []
-    for position, text in enumerate(texts):
+    for position, raw in enumerate(raw_lines):
         if position in skip:
             continue
-        fields = text.split()
+        fields = raw.decode("utf-8").split()
         if len(fields) == len(names):
             rows.append(fields)
             kept.append(position)
         else:
-            rejects.append(_field_count_reject(position, text, len(fields), len(names)))
+            rejects.append(_field_count_reject(position, raw, len(fields), len(names)))
     return pd.DataFrame(rows, columns=names, index=pd.Index(kept), dtype=object), rejects
 
 
@@ -353,18 +365,26 @@ class _Verdicts:
 class _Context:
     earliest: pd.Timestamp
     latest: pd.Timestamp
+    # diginetica: session id -> start bound over the whole file (see _diginetica_session_starts)
+    session_starts: pd.Series | None = None
 
 
 # --------------------------------------------------------------------------------------------- field parsers
 
 
-def _stripped(values: pd.Series) -> pd.Series:
-    return values.str.strip() if values.dtype == object else values
+def _is_text(values: pd.Series) -> bool:
+    """Text columns come as object (csv module, whitespace split) or arrow-backed strings (fast path)."""
+    return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+
+
+def _as_python_text(values: pd.Series) -> pd.Series:
+    """Object Series of str ("" for nulls), for the slow regex paths."""
+    return pd.Series(values.to_numpy(dtype=object, na_value=""), index=values.index).astype(str)
 
 
 def _missing_mask(values: pd.Series) -> pd.Series:
-    if values.dtype == object:
-        return values.isna() | values.isin(MISSING_TOKENS)
+    if _is_text(values):
+        return (values.isna() | values.isin(MISSING_TOKENS)).astype(bool)
     return values.isna()
 
 
@@ -381,7 +401,7 @@ def _to_int64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             return values.astype("int64").astype("Int64"), pd.Series(False, index=values.index)
         except (ValueError, OverflowError, TypeError):
             pass
-    text = values.astype(str).str.strip().str.replace(r"\.0*$", "", regex=True)
+    text = _as_python_text(values).str.strip().str.replace(r"\.0*$", "", regex=True)
     good = ~missing & text.str.fullmatch(r"[+-]?\d{1,19}") & text.map(_fits_int64)
     out = pd.Series(pd.NA, index=values.index, dtype="Int64")
     out[good] = text[good].astype("int64")
@@ -434,10 +454,13 @@ def _parse_quantity(values: pd.Series, v: _Verdicts, column: str) -> pd.Series:
 def _to_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(float values, mask of present values that are not finite numbers)."""
     missing = _missing_mask(values)
-    if values.dtype.kind in "iuf":
+    if not _is_text(values):
         numbers = values.astype("float64")
     else:
-        numbers = pd.to_numeric(_stripped(values.astype(object)), errors="coerce").astype("float64")
+        try:  # fast path: every value is a number
+            numbers = values.astype("float64")
+        except (ValueError, TypeError):
+            numbers = pd.to_numeric(_as_python_text(values), errors="coerce").astype("float64")
     bad = ~missing & ~np.isfinite(numbers.fillna(np.inf))
     return numbers.where(~missing & ~bad), bad
 
@@ -455,14 +478,20 @@ def _parse_price(values: pd.Series, v: _Verdicts, column: str) -> pd.Series:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    """Optional text: "" and nulls become <NA>; other values are kept as given."""
+    """Optional text: "" and nulls become <NA>; other values are kept as given (arrow-backed strings stay
+    arrow-backed, which spares a copy on the way to parquet)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.mask((values == "").fillna(False).astype(bool))
     if values.dtype != object:
         values = values.astype(object).where(values.notna(), None).map(lambda x: x if x is None else str(x))
     return values.where(values.notna() & (values != ""), None).astype("string")
 
 
 def _map_event_type(values: pd.Series, mapping: Mapping[str, str], v: _Verdicts, column: str) -> pd.Series:
-    mapped = _stripped(values.astype(object)).map(mapping)
+    mapped = values.map(mapping)
+    unmapped = mapped.isna() & values.notna()
+    if unmapped.any():  # tolerate surrounding spaces, only where needed (strip is slow)
+        mapped[unmapped] = values[unmapped].astype(str).str.strip().map(mapping)
     expected = sorted(mapping)
     v.flag(
         mapped.isna(),
@@ -654,33 +683,57 @@ def _convert_cdnow(f: pd.DataFrame, v: _Verdicts, ctx: _Context) -> pd.DataFrame
     )
 
 
+def _diginetica_clock(f: pd.DataFrame) -> pd.DataFrame:
+    """Per row: `day` (eventdate), `offset` (timeframe as a Timedelta, NaT unless an integer >= 0), `session`
+    (None when empty) and `bound` = day - offset, a lower bound of the session's start."""
+    day = pd.to_datetime(f["eventdate"].str.strip(), format="%Y-%m-%d", utc=True, errors="coerce")
+    millis, _ = _to_int64(f["timeframe"])
+    millis = millis.where(millis >= 0)
+    offset = pd.Series(
+        pd.to_timedelta(millis.to_numpy(dtype="float64", na_value=np.nan), unit="ms"), index=f.index
+    )
+    session = f["sessionid"].str.strip()
+    return pd.DataFrame(
+        {"day": day, "offset": offset, "session": session.where(session != ""), "bound": day - offset},
+        index=f.index,
+    )
+
+
 def _diginetica_times(f: pd.DataFrame, v: _Verdicts, ctx: _Context) -> pd.Series:
     """event_time = S + timeframe, S = the earliest session start consistent with every event's date."""
-    day = pd.to_datetime(f["eventdate"].str.strip(), format="%Y-%m-%d", utc=True, errors="coerce")
-    offset, bad = _to_int64(f["timeframe"])
+    clock = _diginetica_clock(f)
     v.flag(
-        bad | offset.isna() | (offset < 0),
+        clock["offset"].isna(),
         "bad_timestamp",
         f["timeframe"],
         lambda x: (
             f"unparseable timeframe {x!r}; expected milliseconds since the session start (integer >= 0)"
         ),
     )
-    offset = offset.where(offset >= 0)
-    delta = pd.to_timedelta(offset.to_numpy(dtype="float64", na_value=np.nan), unit="ms")
-    delta = pd.Series(delta, index=f.index)
-    start_bound = day - delta
-    session = f["sessionid"].where(f["sessionid"].str.strip() != "")
-    start = start_bound.groupby(session, dropna=True).transform("max").reindex(f.index)
-    start = start.fillna(start_bound)
-    times = start + delta
+    if ctx.session_starts is not None:
+        start = clock["session"].map(ctx.session_starts)
+    else:
+        start = clock["bound"].groupby(clock["session"], dropna=True).transform("max").reindex(f.index)
+    times = start.fillna(clock["bound"]) + clock["offset"]
     v.flag(
-        day.notna() & times.notna() & (times.dt.floor("D") != day),
+        clock["day"].notna() & times.notna() & (times.dt.floor("D") != clock["day"]),
         "inconsistent_timestamp",
         f["eventdate"] + " +" + f["timeframe"] + "ms in session " + f["sessionid"],
         lambda x: f"eventdate/timeframe {x} disagree with the session's other events",
     )
     return _check_time(times, f["eventdate"], v, ctx, "eventdate", "'YYYY-MM-DD' and an integer timeframe")
+
+
+def _diginetica_session_starts(path: Path, chunk_rows: int) -> pd.Series:
+    """Pre-pass over a DIGINETICA file: session -> max(eventdate - timeframe) over the whole file, so event
+    times do not depend on where chunks split a session. Memory grows with sessions, not rows."""
+    has_header, sep, resolve = _spec_resolver("diginetica", None, {}, ";")
+    per_chunk: list[pd.Series] = []
+    for chunk in _TextSource(path, has_header, sep, resolve).chunks(chunk_rows):
+        clock = _diginetica_clock(chunk.fields)
+        per_chunk.append(clock["bound"].groupby(clock["session"], dropna=True).max().dropna())
+        per_chunk = [pd.concat(per_chunk).groupby(level=0).max()]  # keep one series: memory ~ sessions
+    return per_chunk[0] if per_chunk else pd.Series(dtype="datetime64[ns, UTC]")
 
 
 def _convert_diginetica(kind: str) -> Converter:
@@ -842,15 +895,15 @@ class _TextSource:
         line = self._first_line
         with self._handle:
             while raw_lines := list(islice(self._handle, chunk_rows)):
-                for raw in raw_lines:
-                    self.digest.update(raw)
                 if line == 1:
                     raw_lines[0] = raw_lines[0].removeprefix(b"\xef\xbb\xbf")
-                texts, rejects = _decode_lines(raw_lines)
+                body = b"".join(raw_lines)
+                self.digest.update(body)
+                rejects = _undecodable(body, raw_lines)
                 skip = {r.position for r in rejects}
-                fields, split_rejects = _split_fields(texts, skip, self.spec.sep, self.spec.names)
+                fields, split_rejects = _split_fields(raw_lines, body, skip, self.spec.sep, self.spec.names)
                 numbers = np.arange(line, line + len(raw_lines), dtype=np.int64)
-                yield _Chunk(numbers, texts, fields, rejects + split_rejects)
+                yield _Chunk(numbers, raw_lines, fields, rejects + split_rejects)
                 line += len(raw_lines)
 
 
@@ -1014,7 +1067,8 @@ def import_events(
     mapping, event_map = _check_options(source_path, fmt, mapping, event_map, chunk_rows, sep)
     source = _open_source(source_path, fmt, mapping, event_map, sep)
     summary = ImportSummary(source=source_path, format=fmt, events_dir=events_dir)
-    ctx = _Context(earliest=EARLIEST, latest=pd.Timestamp.now(tz="UTC") + FUTURE_SLACK)
+    starts = _diginetica_session_starts(source_path, chunk_rows) if fmt == "diginetica" else None
+    ctx = _Context(EARLIEST, pd.Timestamp.now(tz="UTC") + FUTURE_SLACK, session_starts=starts)
     output = _Output(events_dir, source_path, fmt)
     seen = _SeenHashes() if drop_duplicates else None
     reasons: Counter[str] = Counter()
@@ -1073,7 +1127,10 @@ def _import_chunk(
 def _quarantine_records(chunk: _Chunk, verdicts: _Verdicts) -> list[dict[str, Any]]:
     bad = verdicts.codes.dropna()
     failures = [(r.position, r.code, r.reason) for r in chunk.rejects]
-    failures += [(int(p), str(code), str(verdicts.reasons[p])) for p, code in bad.items()]
+    messages = verdicts.reasons[bad.index]
+    failures += [
+        (int(p), str(c), str(m)) for p, c, m in zip(bad.index, bad.to_numpy(), messages, strict=True)
+    ]
     failures.sort()
     return [
         {"line": int(chunk.line_numbers[p]), "code": code, "reason": reason, "raw": chunk.raw_text(p)}

@@ -70,6 +70,8 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = pd.Series(null, index=frame.index, dtype=dtype)
         if column == "event_time":
             out[column] = pd.to_datetime(out[column], utc=True)
+        elif dtype == "string" and isinstance(out[column].dtype, pd.StringDtype):
+            pass  # python- or pyarrow-backed strings are both canonical text; converting copies every value
         else:
             out[column] = out[column].astype(dtype)
     unknown = sorted(set(out["event_type"].dropna().unique()) - set(EVENT_TYPES))
@@ -97,15 +99,19 @@ def write_event_parts(frame: pd.DataFrame, events_dir: Path, *, part_name: str) 
     """
     frame = conform(frame)
     events_dir.mkdir(parents=True, exist_ok=True)
+    # One arrow conversion for the whole frame, then one slice per day (rows stay in order within a day).
+    days = frame["event_time"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")  # UTC days
+    order = np.argsort(days, kind="stable")
+    table = pa.Table.from_pandas(frame.iloc[order], schema=ARROW_SCHEMA, preserve_index=False)
+    days = days[order]
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.array([], dtype=int)
     written: list[Path] = []
-    days = frame["event_time"].dt.floor("D")
-    for day, chunk in frame.groupby(days, sort=True):
-        relative = Path(f"date={day:%Y-%m-%d}") / f"{part_name}.parquet"
+    for start, stop in zip(starts, [*starts[1:], len(days)], strict=True):
+        relative = Path(f"date={days[start]}") / f"{part_name}.parquet"
         target = events_dir / relative
         target.parent.mkdir(exist_ok=True)
-        table = pa.Table.from_pandas(chunk.reset_index(drop=True), schema=ARROW_SCHEMA, preserve_index=False)
         tmp = target.parent / f".{part_name}.parquet.tmp"
-        pq.write_table(table, tmp)
+        pq.write_table(table.slice(start, stop - start), tmp)
         tmp.replace(target)
         written.append(relative)
     return written
