@@ -337,6 +337,15 @@ def test_a_row_failing_several_checks_lists_every_reason(tmp_path: Path) -> None
         assert part in record["reason"]
 
 
+def test_byte_order_mark_is_ignored_and_the_hash_is_the_files(tmp_path: Path) -> None:
+    rees = write_lines(tmp_path / "bom.csv", b"\xef\xbb\xbf" + REES46_HEADER.encode(), GOOD_REES46)
+    taobao = write_lines(tmp_path / "bom_taobao.csv", b"\xef\xbb\xbf1,2,3,pv,1511544070")
+    for source, fmt in ((rees, "rees46"), (taobao, "taobao")):
+        summary = import_events(source, fmt, tmp_path / "events")
+        assert (summary.read, summary.written) == (1, 1)
+        assert summary.content_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def test_wrong_header_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "x.csv", "a,b,c", "1,2,3")
     with pytest.raises(

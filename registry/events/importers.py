@@ -6,8 +6,10 @@ canonical event table (`registry.events.schema`).
 
 How an import works
 - The file is streamed in chunks of `chunk_rows` physical lines (parquet: record batches); memory does not
-  grow with the file. Each chunk is parsed vectorised with pandas; only lines that need it (quotes, stray
-  control characters, bad bytes) go through the slower per-line `csv` path.
+  grow with the file. Field counts are checked on the raw bytes with numpy; the clean lines of a chunk are
+  split by pyarrow's CSV reader into arrow-backed string columns and validated vectorised with pandas. Only
+  lines that need it (quotes, stray carriage returns or NULs) go through the per-line `csv` module path.
+  One record is one physical line: a quoted field holding a line break is quarantined, not joined.
 - Every data line is counted in `read` and ends up in exactly one place: written, quarantined, or (only with
   `drop_duplicates=True`) skipped as an exact repeat of an event already taken from the same file.
 - A bad line (wrong number of fields, bad bytes, unparseable or impossible timestamp, unknown event type,
@@ -30,9 +32,10 @@ Mapping choices per format (documented here because they are judgement calls):
 - diginetica: views, purchases or queries file, recognised by its `;`-separated header. The data gives each
   event's calendar date (`eventdate`) and `timeframe`, milliseconds since the session's first event, but no
   clock time. event_time = S + timeframe, where S is the earliest session start consistent with the date of
-  every event of that session seen in the same chunk, so dates are exact and events keep their order within
-  a session; the time of day is a lower bound, not an observation. `NA` user ids (anonymous sessions) are
-  quarantined as missing user ids: canonical events need a user and we do not invent one.
+  every event of that session in the file (a light pre-pass collects it, memory ~ sessions), so dates are
+  exact and events keep their order within a session; the time of day is a lower bound, not an observation.
+  `NA` user ids (anonymous sessions) are quarantined as missing user ids: canonical events need a user and
+  we do not invent one.
 - cdnow: every row is a purchase; `quantity` = number_of_cds and `price` = dollar_value / number_of_cds (the
   unit price, like the other sources; the order total is price * quantity); event_time = the date, 00:00 UTC.
 - csv: `mapping` = {canonical column: source column}; `event_map` = {source value: canonical type}
@@ -76,7 +79,6 @@ MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None
 
 # Bump when a change to the parsing rules changes what an import of the same bytes writes.
 _IMPORTER_VERSION = "1"
-_DAY_MS = 86_400_000
 
 
 class ImportFormatError(ValueError):
@@ -377,6 +379,10 @@ def _is_text(values: pd.Series) -> bool:
     return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
 
 
+def _is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
 def _as_python_text(values: pd.Series) -> pd.Series:
     """Object Series of str ("" for nulls), for the slow regex paths."""
     return pd.Series(values.to_numpy(dtype=object, na_value=""), index=values.index).astype(str)
@@ -396,13 +402,13 @@ def _to_int64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if values.dtype.kind == "f":
         bad = ~missing & (~np.isfinite(values.fillna(0)) | (values.fillna(0) % 1 != 0))
         return values.where(~bad & ~missing).astype("Int64"), bad
-    if not missing.any():
-        try:  # fast path: every value is a plain integer
+    if _is_arrow_text(values) and not missing.any():
+        try:  # fast path: arrow's cast accepts plain integers only and fails on anything else
             return values.astype("int64").astype("Int64"), pd.Series(False, index=values.index)
         except (ValueError, OverflowError, TypeError):
             pass
     text = _as_python_text(values).str.strip().str.replace(r"\.0*$", "", regex=True)
-    good = ~missing & text.str.fullmatch(r"[+-]?\d{1,19}") & text.map(_fits_int64)
+    good = ~missing & text.str.fullmatch(r"[+-]?[0-9]{1,19}") & text.map(_fits_int64)
     out = pd.Series(pd.NA, index=values.index, dtype="Int64")
     out[good] = text[good].astype("int64")
     return out, ~missing & ~good
@@ -454,13 +460,16 @@ def _parse_quantity(values: pd.Series, v: _Verdicts, column: str) -> pd.Series:
 def _to_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(float values, mask of present values that are not finite numbers)."""
     missing = _missing_mask(values)
+    numbers: pd.Series | None = None
     if not _is_text(values):
         numbers = values.astype("float64")
-    else:
-        try:  # fast path: every value is a number
+    elif _is_arrow_text(values):
+        try:  # fast path: arrow's cast fails unless every value is a number
             numbers = values.astype("float64")
         except (ValueError, TypeError):
-            numbers = pd.to_numeric(_as_python_text(values), errors="coerce").astype("float64")
+            pass
+    if numbers is None:
+        numbers = pd.to_numeric(_as_python_text(values), errors="coerce").astype("float64")
     bad = ~missing & ~np.isfinite(numbers.fillna(np.inf))
     return numbers.where(~missing & ~bad), bad
 
@@ -788,11 +797,10 @@ def _convert_optional(name: str, values: pd.Series, v: _Verdicts, source: str) -
 
 @dataclass
 class _Spec:
-    """How to read one text format: separator (None: runs of whitespace), whether line 1 is a header, the
-    names given to the fields, and the converter to canonical columns."""
+    """How to read one format: separator (None: runs of whitespace), the names given to the fields, and
+    the converter to canonical columns."""
 
     sep: str | None
-    has_header: bool
     names: list[str]
     convert: Converter
 
@@ -807,7 +815,7 @@ def _fixed_header(
                 f"{fmt} file has header {header}, expected {list(expected)}; "
                 f"check --format, or import it with --format csv and --map"
             )
-        return _Spec(sep, True, list(expected), convert)
+        return _Spec(sep, list(expected), convert)
 
     return resolve
 
@@ -817,7 +825,7 @@ def _diginetica_spec(header: list[str] | None) -> _Spec:
     names = [h.strip().lower().replace("_", "") for h in header]
     for kind, expected in DIGINETICA_KINDS.items():
         if names == list(expected):
-            return _Spec(";", True, names, _convert_diginetica(kind))
+            return _Spec(";", names, _convert_diginetica(kind))
     raise ImportFormatError(
         f"diginetica file has header {header}; expected the ';'-separated header of the views "
         f"({';'.join(DIGINETICA_KINDS['views'])}), purchases or queries file"
@@ -829,7 +837,7 @@ def _mapped_spec(mapping: Mapping[str, str], event_map: Mapping[str, str], sep: 
         assert header is not None
         names = [h.strip() for h in header]
         _check_mapping_sources(mapping, names)
-        return _Spec(sep, True, names, _convert_mapped(mapping, event_map))
+        return _Spec(sep, names, _convert_mapped(mapping, event_map))
 
     return resolve
 
@@ -854,11 +862,14 @@ def _spec_resolver(
     if fmt == "cdnow":
         return True, None, _fixed_header(fmt, None, CDNOW_COLUMNS, _convert_cdnow)
     if fmt == "taobao":
-        return False, ",", lambda _header: _Spec(",", False, list(TAOBAO_COLUMNS), _convert_taobao)
+        return False, ",", lambda _header: _Spec(",", list(TAOBAO_COLUMNS), _convert_taobao)
     if fmt == "diginetica":
         return True, ";", _diginetica_spec
     assert mapping is not None
     return True, sep, _mapped_spec(mapping, event_map, sep)
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 class _TextSource:
@@ -869,16 +880,19 @@ class _TextSource:
         self.digest = hashlib.sha256()
         self._handle = path.open("rb")
         self._first_line = 1
-        header: list[str] | None = None
-        if has_header:
-            raw = self._handle.readline()
-            self.digest.update(raw)
-            if not raw:
-                self._handle.close()
-                raise ImportFormatError(f"{path} is empty; expected a header line")
-            header = self._parse_header(raw, sep)
-            self._first_line = 2
-        self.spec = resolve(header)
+        try:
+            self.spec = resolve(self._read_header(sep) if has_header else None)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _read_header(self, sep: str | None) -> list[str]:
+        raw = self._handle.readline()
+        self.digest.update(raw)
+        if not raw:
+            raise ImportFormatError(f"{self.path} is empty; expected a header line")
+        self._first_line = 2
+        return self._parse_header(raw, sep)
 
     def _parse_header(self, raw: bytes, sep: str | None) -> list[str]:
         try:
@@ -895,10 +909,10 @@ class _TextSource:
         line = self._first_line
         with self._handle:
             while raw_lines := list(islice(self._handle, chunk_rows)):
-                if line == 1:
-                    raw_lines[0] = raw_lines[0].removeprefix(b"\xef\xbb\xbf")
                 body = b"".join(raw_lines)
                 self.digest.update(body)
+                if line == 1 and body.startswith(_BOM):  # headerless file with a byte order mark
+                    raw_lines[0], body = raw_lines[0][len(_BOM) :], body[len(_BOM) :]
                 rejects = _undecodable(body, raw_lines)
                 skip = {r.position for r in rejects}
                 fields, split_rejects = _split_fields(raw_lines, body, skip, self.spec.sep, self.spec.names)
@@ -916,7 +930,7 @@ class _ParquetSource:
         names = self._file.schema_arrow.names
         _check_mapping_sources(mapping, names)
         self._columns = sorted(set(mapping.values()))
-        self.spec = _Spec(None, False, names, _convert_mapped(mapping, event_map))
+        self.spec = _Spec(None, names, _convert_mapped(mapping, event_map))
         self.digest = hashlib.sha256()
         with path.open("rb") as handle:
             while block := handle.read(1 << 20):
