@@ -46,12 +46,14 @@ def _sessions(rng: np.random.Generator, n: int) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "-")
 
 
-def _chunk(rng: np.random.Generator, start_row: int, n: int, seconds_per_row: float) -> pa.Table:
+def _chunk(
+    rng: np.random.Generator, start_row: int, n: int, seconds_per_row: float, bad_every: int
+) -> pa.Table:
     rows = np.arange(start_row, start_row + n)
     seconds = (rows * seconds_per_row).astype("int64") + 1_569_888_000  # from 2019-10-01 00:00:00 UTC
     times = pc.strftime(pa.array(seconds, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S UTC")
     cents = rng.integers(50, 250_000, size=n)
-    cents[(rows % RATE_BAD) == RATE_BAD - 1] *= -1
+    cents[(rows % bad_every) == bad_every - 1] *= -1
     products = rng.integers(1_000_000, 60_000_000, size=n)
     return pa.table(
         {
@@ -68,7 +70,9 @@ def _chunk(rng: np.random.Generator, start_row: int, n: int, seconds_per_row: fl
     )
 
 
-def generate(path: Path, rows: int, *, chunk: int = 1_000_000, seed: int = 46) -> int:
+def generate(
+    path: Path, rows: int, *, chunk: int = 1_000_000, seed: int = 46, bad_every: int = RATE_BAD
+) -> int:
     """Write `rows` data lines (the last one truncated); return how many rows the importer must quarantine."""
     rng = np.random.default_rng(seed)
     seconds_per_row = 31 * 86_400 / max(rows, 1)  # one month, like a REES46 monthly file
@@ -77,9 +81,9 @@ def generate(path: Path, rows: int, *, chunk: int = 1_000_000, seed: int = 46) -
         sink.write((HEADER + "\n").encode())
         for start in range(0, rows - 1, chunk):
             n = min(chunk, rows - 1 - start)
-            pacsv.write_csv(_chunk(rng, start, n, seconds_per_row), sink, write_options=options)
+            pacsv.write_csv(_chunk(rng, start, n, seconds_per_row, bad_every), sink, write_options=options)
         sink.write(b"2019-10-31 23:59:59 UTC,view,1004856,2053013555631882655,,samsung,130.76,5")  # cut off
-    return (rows - 1) // RATE_BAD + 1  # negative prices + the truncated line
+    return (rows - 1) // bad_every + 1  # negative prices + the truncated line
 
 
 _CHILD = """
