@@ -688,6 +688,17 @@ def test_cli_csv_with_map_options(tmp_path: Path) -> None:
     assert "quarantined (unknown_event_type 1): see" in result.output
 
 
+def test_cli_writes_to_the_workspace_events_dir_by_default(tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "UserBehavior.csv", "1,2268318,2520377,pv,1511544070")
+    home = tmp_path / "home"
+    result = CliRunner().invoke(
+        import_command, [str(source), "-f", "taobao"], env={"SHOPSCORE_HOME": str(home)}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"into {home / 'events'}" in result.output
+    assert len(read_events(home / "events")) == 1
+
+
 def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "shop.csv", "uid,ts,action", "7,2024-03-01,seen")
     bad_map = CliRunner().invoke(

@@ -52,7 +52,6 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -1080,62 +1079,73 @@ def import_events(
     events_dir = Path(out_dir)
     mapping, event_map = _check_options(source_path, fmt, mapping, event_map, chunk_rows, sep)
     source = _open_source(source_path, fmt, mapping, event_map, sep)
-    summary = ImportSummary(source=source_path, format=fmt, events_dir=events_dir)
     starts = _diginetica_session_starts(source_path, chunk_rows) if fmt == "diginetica" else None
     ctx = _Context(EARLIEST, pd.Timestamp.now(tz="UTC") + FUTURE_SLACK, session_starts=starts)
-    output = _Output(events_dir, source_path, fmt)
-    seen = _SeenHashes() if drop_duplicates else None
-    reasons: Counter[str] = Counter()
-    by_type: Counter[str] = Counter()
-    try:
-        for index, chunk in enumerate(source.chunks(chunk_rows)):
-            _import_chunk(chunk, index, source.spec.convert, ctx, output, seen, summary, reasons, by_type)
-        config = json.dumps([fmt, mapping, event_map, sep, chunk_rows, drop_duplicates, _IMPORTER_VERSION])
-        summary.content_sha256 = source.digest.hexdigest()
-        import_key = hashlib.sha256((summary.content_sha256 + config).encode()).hexdigest()[:12]
-        summary.quarantine_path = output.commit(import_key)
-    except BaseException:
-        output.abort()
-        raise
-    summary.by_event_type = dict(by_type)
-    summary.quarantine_reasons = dict(reasons)
-    summary.parts = len(output.parts)
+    summary = ImportSummary(source=source_path, format=fmt, events_dir=events_dir)
+    run = _ImportRun(source, ctx, _Output(events_dir, source_path, fmt), summary, drop_duplicates)
+    config = json.dumps([fmt, mapping, event_map, sep, chunk_rows, drop_duplicates, _IMPORTER_VERSION])
+    run.execute(chunk_rows, config)
     summary.seconds = time.perf_counter() - started
     if not summary.reconciles:  # a bug, never a data problem: refuse to report a summary that loses rows
         raise RuntimeError(f"internal error: import counts do not reconcile: {summary.to_json()}")
     return summary
 
 
-def _import_chunk(
-    chunk: _Chunk,
-    index: int,
-    convert: Converter,
-    ctx: _Context,
-    output: _Output,
-    seen: _SeenHashes | None,
-    summary: ImportSummary,
-    reasons: Counter[str],
-    by_type: Counter[str],
-) -> None:
-    """Convert one chunk, write its good events, quarantine the rest, and count both."""
-    verdicts = _Verdicts(chunk.fields.index)
-    events = convert(chunk.fields, verdicts, ctx)
-    good = events[verdicts.good.to_numpy()]
-    skipped = 0
-    if seen is not None and len(good):
-        repeat = seen.add_new(pd.util.hash_pandas_object(good, index=False).to_numpy())
-        skipped = int(repeat.sum())
-        good = good[~repeat]
-    output.write_events(good, index)
-    records = _quarantine_records(chunk, verdicts)
-    if records:
-        output.quarantine(records)
-    summary.read += len(chunk.line_numbers)
-    summary.written += len(good)
-    summary.duplicates_skipped += skipped
-    summary.quarantined += len(records)
-    reasons.update(r["code"] for r in records)
-    by_type.update(good["event_type"].value_counts().to_dict())
+class _ImportRun:
+    """One import: converts each chunk, stages good events and quarantined rows, counts both, commits."""
+
+    def __init__(
+        self,
+        source: _TextSource | _ParquetSource,
+        ctx: _Context,
+        output: _Output,
+        summary: ImportSummary,
+        drop_duplicates: bool,
+    ) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.output = output
+        self.summary = summary
+        self.seen = _SeenHashes() if drop_duplicates else None
+
+    def execute(self, chunk_rows: int, config: str) -> None:
+        """Stage every chunk, then commit; on any failure remove what was staged and re-raise."""
+        try:
+            for index, chunk in enumerate(self.source.chunks(chunk_rows)):
+                self._take(chunk, index)
+            self.summary.content_sha256 = self.source.digest.hexdigest()
+            import_key = hashlib.sha256((self.summary.content_sha256 + config).encode()).hexdigest()[:12]
+            self.summary.quarantine_path = self.output.commit(import_key)
+        except BaseException:
+            self.output.abort()
+            raise
+        self.summary.parts = len(self.output.parts)
+
+    def _take(self, chunk: _Chunk, index: int) -> None:
+        verdicts = _Verdicts(chunk.fields.index)
+        events = self.source.spec.convert(chunk.fields, verdicts, self.ctx)
+        good = events[verdicts.good.to_numpy()]
+        skipped = 0
+        if self.seen is not None and len(good):
+            repeat = self.seen.add_new(pd.util.hash_pandas_object(good, index=False).to_numpy())
+            skipped = int(repeat.sum())
+            good = good[~repeat]
+        self.output.write_events(good, index)
+        records = _quarantine_records(chunk, verdicts)
+        if records:
+            self.output.quarantine(records)
+        self._count(len(chunk.line_numbers), good, skipped, records)
+
+    def _count(self, read: int, good: pd.DataFrame, skipped: int, records: list[dict[str, Any]]) -> None:
+        summary = self.summary
+        summary.read += read
+        summary.written += len(good)
+        summary.duplicates_skipped += skipped
+        summary.quarantined += len(records)
+        for code in (r["code"] for r in records):
+            summary.quarantine_reasons[code] = summary.quarantine_reasons.get(code, 0) + 1
+        for event_type, n in good["event_type"].value_counts().items():
+            summary.by_event_type[str(event_type)] = summary.by_event_type.get(str(event_type), 0) + int(n)
 
 
 def _quarantine_records(chunk: _Chunk, verdicts: _Verdicts) -> list[dict[str, Any]]:
