@@ -207,69 +207,56 @@ def _future() -> str:
     return (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def rees46_line(**fields: str) -> str:
+    """A REES46 data line with the given fields replaced."""
+    line = {
+        "event_time": "2019-10-01 00:00:00 UTC", "event_type": "view", "product_id": "1", "category_id": "2",
+        "category_code": "", "brand": "b", "price": "1.0", "user_id": "5", "user_session": "s",
+    }  # fmt: skip
+    return ",".join({**line, **fields}.values())
+
+
+# (id, line, code, reason pattern): every quarantine reason a REES46 line can hit.
 REES46_BAD_LINES = [
-    ("truncated", "2019-10-01 00:00:00 UTC,view,1,2,,b,1.0,5", "field_count", r"expected 9 fields, found 8"),
-    ("extra field", GOOD_REES46 + ",x", "field_count", r"expected 9 fields, found 10"),
+    (
+        "truncated",
+        rees46_line().rsplit(",", 1)[0],
+        "field_count",
+        r"^expected 9 fields, found 8; the line is trunc",
+    ),
+    ("extra field", rees46_line() + ",x", "field_count", r"^expected 9 fields, found 10"),
     ("empty line", "", "empty_line", r"^empty line; every data line must hold one event$"),
-    ("garbage time", "yesterday,view,1,2,,b,1.0,5,s", "bad_timestamp", r"unparseable timestamp 'yesterday'"),
+    (
+        "garbage time",
+        rees46_line(event_time="yesterday"),
+        "bad_timestamp",
+        r"^unparseable timestamp 'yesterday'",
+    ),
     (
         "month 13",
-        "2019-13-01 00:00:00 UTC,view,1,2,,b,1.0,5,s",
+        rees46_line(event_time="2019-13-01 00:00:00 UTC"),
         "bad_timestamp",
-        r"unparseable timestamp '2019-13",
+        r"'2019-13-01 00:00:00 UTC'",
     ),
-    ("day 32", "2019-10-32 00:00:00 UTC,view,1,2,,b,1.0,5,s", "bad_timestamp", r"unparseable timestamp"),
+    ("day 32", rees46_line(event_time="2019-10-32 00:00:00 UTC"), "bad_timestamp", r"^unparseable timestamp"),
     (
         "year 1900",
-        "1900-01-01 00:00:00 UTC,view,1,2,,b,1.0,5,s",
+        rees46_line(event_time="1900-01-01 00:00:00 UTC"),
         "impossible_timestamp",
         r"before 1990-01-01",
     ),
-    ("future", f"{_future()},view,1,2,,b,1.0,5,s", "impossible_timestamp", r"more than 1 day in the future"),
-    (
-        "event type",
-        "2019-10-01 00:00:00 UTC,click,1,2,,b,1.0,5,s",
-        "unknown_event_type",
-        r"unknown event type 'click'",
-    ),
-    (
-        "negative price",
-        "2019-10-01 00:00:00 UTC,view,1,2,,b,-1.5,5,s",
-        "negative_price",
-        r"negative price '-1.5'",
-    ),
-    ("text price", "2019-10-01 00:00:00 UTC,view,1,2,,b,abc,5,s", "bad_price", r"non-numeric price 'abc'"),
-    (
-        "infinite price",
-        "2019-10-01 00:00:00 UTC,view,1,2,,b,inf,5,s",
-        "bad_price",
-        r"non-numeric price 'inf'",
-    ),
-    (
-        "no user",
-        "2019-10-01 00:00:00 UTC,view,1,2,,b,1.0,,s",
-        "missing_user_id",
-        r"missing user id in user_id",
-    ),
-    (
-        "text user",
-        "2019-10-01 00:00:00 UTC,view,1,2,,b,1.0,u12,s",
-        "bad_user_id",
-        r"unparseable user id 'u12'",
-    ),
-    ("huge user", "2019-10-01 00:00:00 UTC,view,1,2,,b,1.0,9223372036854775808,s", "bad_user_id", r"int64"),
-    (
-        "bad item",
-        "2019-10-01 00:00:00 UTC,view,x1,2,,b,1.0,5,s",
-        "bad_item_id",
-        r"unparseable product_id 'x1'",
-    ),
-    (
-        "open quote",
-        '2019-10-01 00:00:00 UTC,view,1,2,,"acme,1.0,5,s',
-        "malformed_line",
-        r"malformed CSV line",
-    ),
+    ("future", rees46_line(event_time=_future()), "impossible_timestamp", r"more than 1 day in the future"),
+    ("event type", rees46_line(event_type="click"), "unknown_event_type", r"^unknown event type 'click'"),
+    ("negative price", rees46_line(price="-1.5"), "negative_price", r"^negative price '-1.5' in price"),
+    ("text price", rees46_line(price="abc"), "bad_price", r"^non-numeric price 'abc' in price"),
+    ("infinite price", rees46_line(price="inf"), "bad_price", r"^non-numeric price 'inf'"),
+    ("no user", rees46_line(user_id=""), "missing_user_id", r"^missing user id in user_id \(''\)"),
+    ("text user", rees46_line(user_id="u12"), "bad_user_id", r"^unparseable user id 'u12'"),
+    ("huge user", rees46_line(user_id="9223372036854775808"), "bad_user_id", r"canonical user_id is int64"),
+    ("bad item", rees46_line(product_id="x1"), "bad_item_id", r"^unparseable product_id 'x1'"),
+    ("open quote", rees46_line(brand='"acme'), "malformed_line", r"^malformed CSV line"),
+    ("stray CR", rees46_line(brand="b\r"), "malformed_line", r"^malformed CSV line \(new-line character"),
+    ("NUL byte", rees46_line(brand="b\x00"), "malformed_line", r"^malformed CSV line \(line contains NUL"),
 ]
 
 

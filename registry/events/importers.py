@@ -303,6 +303,10 @@ def _read_quoted(
     rejects: list[_Reject] = []
     for position in positions:
         raw = raw_lines[position]
+        if b"\x00" in raw:  # text never holds NUL: the file is corrupt or binary here
+            reason = "malformed CSV line (line contains NUL); the file is corrupt or not text at this line"
+            rejects.append(_Reject(position, "malformed_line", reason))
+            continue
         try:
             fields = next(csv.reader([_line_text(raw)], delimiter=sep, strict=True))
         except csv.Error as exc:
