@@ -1128,7 +1128,8 @@ class _ImportRun:
     def _take(self, chunk: _Chunk, index: int) -> None:
         verdicts = _Verdicts(chunk.fields.index)
         events = self.source.spec.convert(chunk.fields, verdicts, self.ctx)
-        good = events[verdicts.good.to_numpy()]
+        keep = verdicts.good.to_numpy()
+        good = events if keep.all() else events[keep]  # indexing copies every column: skip it when we can
         skipped = 0
         if self.seen is not None and len(good):
             repeat = self.seen.add_new(pd.util.hash_pandas_object(good, index=False).to_numpy())

@@ -101,9 +101,10 @@ def write_event_parts(frame: pd.DataFrame, events_dir: Path, *, part_name: str) 
     events_dir.mkdir(parents=True, exist_ok=True)
     # One arrow conversion for the whole frame, then one slice per day (rows stay in order within a day).
     days = frame["event_time"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")  # UTC days
-    order = np.argsort(days, kind="stable")
-    table = pa.Table.from_pandas(frame.iloc[order], schema=ARROW_SCHEMA, preserve_index=False)
-    days = days[order]
+    if (days[1:] < days[:-1]).any():  # logs are mostly in time order; reorder only when needed
+        order = np.argsort(days, kind="stable")
+        frame, days = frame.iloc[order], days[order]
+    table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMA, preserve_index=False)
     starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.array([], dtype=int)
     written: list[Path] = []
     for start, stop in zip(starts, [*starts[1:], len(days)], strict=True):
