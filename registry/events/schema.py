@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,11 +65,13 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame.columns:
             out[column] = frame[column]
         else:
-            out[column] = pd.Series(
-                pd.NA, index=frame.index, dtype=dtype if dtype != "float64" else "float64"
-            )
+            # float64 has no pd.NA; its null is NaN.
+            null = np.nan if dtype == "float64" else pd.NA
+            out[column] = pd.Series(null, index=frame.index, dtype=dtype)
         if column == "event_time":
             out[column] = pd.to_datetime(out[column], utc=True)
+        elif dtype == "string" and isinstance(out[column].dtype, pd.StringDtype):
+            pass  # python- or pyarrow-backed strings are both canonical text; converting copies every value
         else:
             out[column] = out[column].astype(dtype)
     unknown = sorted(set(out["event_type"].dropna().unique()) - set(EVENT_TYPES))
@@ -84,17 +87,35 @@ def write_events(frame: pd.DataFrame, events_dir: Path, *, part_name: str = "par
 
     Writing the same `part_name` again replaces that part, so re-running an import does not duplicate.
     """
+    write_event_parts(frame, events_dir, part_name=part_name)
+    return events_dir
+
+
+def write_event_parts(frame: pd.DataFrame, events_dir: Path, *, part_name: str) -> list[Path]:
+    """Like `write_events`, but return the part files written, relative to `events_dir`, one per UTC day.
+
+    Each file is written to a hidden temporary name first and renamed into place, so a reader never sees
+    a half-written part.
+    """
     frame = conform(frame)
     events_dir.mkdir(parents=True, exist_ok=True)
-    days = frame["event_time"].dt.strftime("%Y-%m-%d")
-    for day, chunk in frame.groupby(days, sort=True):
-        part_dir = events_dir / f"date={day}"
-        part_dir.mkdir(exist_ok=True)
-        table = pa.Table.from_pandas(chunk.reset_index(drop=True), schema=ARROW_SCHEMA, preserve_index=False)
-        tmp = part_dir / f".{part_name}.parquet.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(part_dir / f"{part_name}.parquet")
-    return events_dir
+    # One arrow conversion for the whole frame, then one slice per day (rows stay in order within a day).
+    days = frame["event_time"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")  # UTC days
+    if (days[1:] < days[:-1]).any():  # logs are mostly in time order; reorder only when needed
+        order = np.argsort(days, kind="stable")
+        frame, days = frame.iloc[order], days[order]
+    table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMA, preserve_index=False)
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.array([], dtype=int)
+    written: list[Path] = []
+    for start, stop in zip(starts, [*starts[1:], len(days)], strict=True):
+        relative = Path(f"date={days[start]}") / f"{part_name}.parquet"
+        target = events_dir / relative
+        target.parent.mkdir(exist_ok=True)
+        tmp = target.parent / f".{part_name}.parquet.tmp"
+        pq.write_table(table.slice(start, stop - start), tmp)
+        tmp.replace(target)
+        written.append(relative)
+    return written
 
 
 def read_events(events_dir: Path) -> pd.DataFrame:
@@ -102,9 +123,10 @@ def read_events(events_dir: Path) -> pd.DataFrame:
     files = sorted(events_dir.glob("date=*/*.parquet"))
     if not files:
         raise FileNotFoundError(
-            f"no events under {events_dir}; run `shopscore events generate` or `shopscore events import` first"
+            f"no events under {events_dir}; "
+            "run `shopscore events generate` or `shopscore events import` first"
         )
     table = pa.concat_tables([pq.read_table(f, schema=ARROW_SCHEMA) for f in files])
-    frame = table.to_pandas()
-    frame["event_type"] = frame["event_type"].astype("string")
+    # Nullable integers stay integers (not float64 with NaN); conform gives the canonical dtypes.
+    frame = conform(table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
     return frame.sort_values(["event_time", "user_id"], kind="stable").reset_index(drop=True)
