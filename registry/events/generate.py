@@ -19,7 +19,7 @@ targets one item of a preferred category, ramps up over ``ramp`` days (gamma, me
     intent(t) = h * exp(-(t - peak) / decay)         after the peak
 
 Intent drives everything a user does: the session rate is ``activity * weekday(t) * (1 + 3 * intent)``;
-sessions hold ``1 + Poisson(1.8 + 6 * intent)`` blocks (view, search, view->cart[->remove], view->favourite)
+sessions hold ``1 + Poisson(1.5 + 5 * intent)`` blocks (view, search, view->cart[->remove], view->favourite)
 whose mix shifts to carts and searches as intent rises, and whose category and item move to the episode's
 target. At the peak the episode converts (a purchase session view -> cart -> purchase of the target item)
 with probability ``propensity * 0.55 * h``.
@@ -59,13 +59,31 @@ import pandas as pd
 
 from registry.events.schema import EVENT_TYPES, conform
 
-# ---- tunables (the story's numbers; tests pin the behaviour they produce) -------------------------------
+# ---- tunables (the story's numbers; the tests pin the behaviour they produce) ---------------------------
 WARMUP_DAYS = 14  # simulated before `start` and dropped, so the first days already look stationary
-PATTERN_WINDOW_MINUTES = 10.0
-PATTERN_PURCHASE_P = 0.9
-EPISODE_CONVERSION = 0.55  # times propensity * peak height
-IMPULSE_PURCHASES_PER_SESSION = 0.015  # times propensity; purchases nobody can foresee
+# Users.
+ACTIVITY_MEDIAN = 0.15  # sessions per day of a median user without intent (lognormal, sigma 0.9)
+EPISODES_PER_DAY = 0.05  # a median user's rate of intent episodes
+# Intent episodes.
+RAMP_DAYS_GAMMA = (4.0, 2.0)  # shape, scale of the days from an episode's start to its peak
+RAMP_EXPONENT = 1.0  # intent = height * (fraction of the ramp) ** RAMP_EXPONENT
+DECAY_DAYS = 0.8  # mean time constant of the intent's decay after the peak (gamma, shape 2)
 BACKGROUND_INTENT = 0.02  # below this a session is plain browsing, not part of an episode
+# Sessions per day = weekday * (activity * (1 + SESSION_INTENT_BOOST * intent) + INTENT_SESSIONS * intent):
+# intent multiplies a user's usual activity, and also brings even a rare visitor back to the shop.
+SESSION_INTENT_BOOST = 3.0
+INTENT_SESSIONS = 1.0
+# Blocks per session = 1 + Poisson(a + b * intent).
+BLOCKS_PER_SESSION = (1.5, 5.0)
+# Block mix: probability = a + b * intent for (search, cart, favourite); views fill the rest.
+BLOCK_P: dict[str, tuple[float, float]] = {"search": (0.07, 0.13), "cart": (0.03, 0.22), "favorite": (0.03, 0.04)}
+MIXED_SESSION_P = 0.25  # share of sessions that may hold both searches and carts (see _block_types)
+# Purchases.
+PATTERN_WINDOW_MINUTES = 10.0
+PATTERN_PURCHASE_P = 0.9  # chance that a search->cart session leads to buying the carted item ...
+PATTERN_DELAY_DAYS = 1.0  # ... this many days later on average (gamma, shape 2)
+EPISODE_CONVERSION = 0.55  # times propensity * peak height, for episodes no pattern purchase ended
+IMPULSE_PURCHASES_PER_SESSION = 0.005  # times propensity; purchases nobody can foresee
 
 MINUTE = 1.0 / 1440.0  # simulation time is in days since `start`
 
@@ -365,9 +383,9 @@ class _Users:
 
 def _draw_users(n: int, catalog: _Catalog, rng: np.random.Generator) -> _Users:
     n_cat = catalog.n_categories
-    activity = rng.lognormal(np.log(0.2), 0.9, n)
+    activity = rng.lognormal(np.log(ACTIVITY_MEDIAN), 0.9, n)
     # Busy users also have more buying episodes, but only loosely (sqrt-ish), so activity alone is not the label.
-    episode_rate = 0.045 * (activity / 0.2) ** 0.4 * rng.gamma(2.0, 0.5, n)
+    episode_rate = EPISODES_PER_DAY * (activity / ACTIVITY_MEDIAN) ** 0.4 * rng.gamma(2.0, 0.5, n)
     propensity = np.minimum(rng.lognormal(0.0, 0.35, n), 1.8)
     # Sparse preferences: a few categories dominate each user's browsing. Popularity differs by category.
     popularity = np.linspace(1.5, 0.5, n_cat)
@@ -426,9 +444,9 @@ def _draw_episodes(
     return _Episodes(
         user=user,
         start=rng.uniform(t0 - lead, t1, n),
-        ramp=np.clip(rng.gamma(2.0, 2.5, n), 0.5, 15.0),
+        ramp=np.clip(rng.gamma(*RAMP_DAYS_GAMMA, n), 0.5, 15.0),
         height=rng.beta(4.0, 2.0, n),
-        decay=np.clip(rng.gamma(2.0, 0.75, n), 0.3, 5.0),
+        decay=np.clip(rng.gamma(2.0, DECAY_DAYS / 2.0, n), 0.2, 5.0),
         category=category,
         item=_items_of_brand(catalog, slot, rng),
     )
@@ -438,7 +456,7 @@ def _intent_at(episodes: _Episodes, episode: np.ndarray, t: np.ndarray) -> np.nd
     """Intent of `episode` at time `t` (days); 0 before the episode starts."""
     start, ramp, height = episodes.start[episode], episodes.ramp[episode], episodes.height[episode]
     since = t - start
-    rising = height * np.clip(since / ramp, 0.0, 1.0) ** 1.5
+    rising = height * np.clip(since / ramp, 0.0, 1.0) ** RAMP_EXPONENT
     falling = height * np.exp(-np.maximum(since - ramp, 0.0) / episodes.decay[episode])
     return np.where(since < ramp, rising, falling) * (since >= 0)
 
@@ -496,7 +514,8 @@ def _draw_sessions(
     n_users = len(people)
     day = np.tile(np.arange(grid.first_day, grid.first_day + grid.n_days), n_users)
     weekday = WEEKDAY_WEIGHT[(first_weekday + day) % 7]
-    rate = np.repeat(people.activity, grid.n_days) * weekday * (1.0 + 3.0 * grid.intent)
+    activity = np.repeat(people.activity, grid.n_days)
+    rate = weekday * (activity * (1.0 + SESSION_INTENT_BOOST * grid.intent) + INTENT_SESSIONS * grid.intent)
     counts = rng.poisson(rate)
     cell = np.repeat(np.arange(len(counts)), counts)
     start = day[cell] + _time_of_day(len(cell), rng)
@@ -539,10 +558,10 @@ def _draw_browsing(
     sessions: _Sessions, people: _Users, episodes: _Episodes, catalog: _Catalog, rng: np.random.Generator
 ) -> _Events:
     """Blocks per session (their mix, category and item follow the session's intent), expanded to events."""
-    n_blocks = 1 + rng.poisson(1.8 + 6.0 * sessions.intent)
+    n_blocks = 1 + rng.poisson(BLOCKS_PER_SESSION[0] + BLOCKS_PER_SESSION[1] * sessions.intent)
     session = np.repeat(np.arange(len(n_blocks)), n_blocks)
     intent = sessions.intent[session]
-    block = _block_types(intent, rng)
+    block = _block_types(session, intent, rng)
     category, item, on_target = _block_targets(session, sessions, people, episodes, catalog, rng)
     query = _search_queries(np.where(on_target, intent, 0.0), item, catalog, rng)
     remove = (block == B_CART) & (rng.random(len(block)) < REMOVE_P)
@@ -550,11 +569,21 @@ def _draw_browsing(
     return _expand_blocks(session, block, remove, category, item, query, quantity, sessions.start, rng)
 
 
-def _block_types(intent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Searches and carts become likelier as intent rises; favourites a little; views fill the rest."""
-    p_search = 0.07 + 0.13 * intent
-    p_cart = 0.03 + 0.22 * intent
-    p_fav = 0.03 + 0.04 * intent
+def _block_types(session: np.ndarray, intent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Searches and carts become likelier as intent rises; favourites a little; views fill the rest.
+
+    Most sessions are either research (searches, no carts) or shopping (carts, no searches), with twice the
+    rate so the expected counts do not change; only MIXED_SESSION_P of sessions hold both. That keeps the
+    search->cart pattern a distinct event rather than something every keen shopper does by chance.
+    """
+    n_sessions = int(session.max()) + 1 if len(session) else 0
+    kind = rng.random(n_sessions)
+    research = kind < (1.0 - MIXED_SESSION_P) / 2
+    shopping = ~research & (kind < 1.0 - MIXED_SESSION_P)
+    search_factor = np.where(research, 2.0, np.where(shopping, 0.0, 1.0))[session]
+    cart_factor = np.where(shopping, 2.0, np.where(research, 0.0, 1.0))[session]
+    p_search, p_cart, p_fav = (BLOCK_P[k][0] + BLOCK_P[k][1] * intent for k in ("search", "cart", "favorite"))
+    p_search, p_cart = p_search * search_factor, p_cart * cart_factor
     r = rng.random(len(intent))
     block = np.full(len(intent), B_VIEW, dtype=np.int8)
     block[r < p_search + p_cart + p_fav] = B_FAVORITE
@@ -687,32 +716,30 @@ def _decide_purchases(
     grid: _Grid,
     rng: np.random.Generator,
 ) -> _Purchases:
-    """Episode conversions at the peak, purchases triggered by the search->cart pattern, impulse buys."""
+    """Purchases triggered by the search->cart pattern, episode conversions at the peak, impulse buys."""
     pattern = browsing.take(_search_then_cart(browsing, catalog.n_categories))
-    # One trigger per session is enough: several pattern carts in a session do not multiply the effect.
+    # One trigger per session: several pattern carts in a session do not multiply the effect.
     _, first = np.unique(pattern.session, return_index=True)
     pattern = pattern.take(first)
+    triggered = rng.random(len(pattern.item)) < PATTERN_PURCHASE_P
+    pattern = pattern.take(np.flatnonzero(triggered))
+    bought_at = pattern.time + rng.gamma(2.0, PATTERN_DELAY_DAYS / 2.0, len(pattern.item))
+
+    # An episode whose pattern purchase came before its peak is over: it does not convert again at the peak.
     episode = sessions.episode[pattern.session]
-    before_peak = (episode >= 0) & (pattern.time < episodes.peak[np.maximum(episode, 0)])
-    boosted = np.zeros(len(episodes.user), dtype=bool)
-    boosted[episode[before_peak]] = True
-
+    early = (episode >= 0) & (bought_at < episodes.peak[np.maximum(episode, 0)])
+    done = np.zeros(len(episodes.user), dtype=bool)
+    done[episode[early]] = True
     p_episode = np.minimum(EPISODE_CONVERSION * people.propensity[episodes.user] * episodes.height, 0.9)
-    p_episode = np.where(boosted, PATTERN_PURCHASE_P, p_episode)
-    converts = rng.random(len(p_episode)) < p_episode
-
-    # Outside an episode's ramp the pattern buys the carted item within the next days.
-    loose = pattern.take(np.flatnonzero(~before_peak))
-    triggered = rng.random(len(loose.item)) < PATTERN_PURCHASE_P
-    delay = rng.gamma(2.0, 0.6, len(loose.item))
+    converts = ~done & (rng.random(len(p_episode)) < p_episode)
 
     impulse_user, impulse_time = _impulse_times(people, grid, rng)
     impulse_category = _preferred_category(people, impulse_user, rng, catalog.n_categories)
     impulse_item = _browse_items(people, catalog, impulse_user, impulse_category, rng)
     return _Purchases(
-        user=np.concatenate([episodes.user[converts], sessions.user[loose.session[triggered]], impulse_user]),
-        time=np.concatenate([episodes.peak[converts], loose.time[triggered] + delay[triggered], impulse_time]),
-        item=np.concatenate([episodes.item[converts], loose.item[triggered], impulse_item]),
+        user=np.concatenate([sessions.user[pattern.session], episodes.user[converts], impulse_user]),
+        time=np.concatenate([bought_at, episodes.peak[converts], impulse_time]),
+        item=np.concatenate([pattern.item, episodes.item[converts], impulse_item]),
     )
 
 
@@ -770,9 +797,10 @@ def _add_purchase_sessions(
 def _to_frame(
     events: _Events, sessions: _Sessions, catalog: _Catalog, origin: pd.Timestamp, days: int
 ) -> pd.DataFrame:
-    """Keep events in [start, start + days), sort by time, and build the canonical frame."""
+    """Keep sessions that begin at or after `start` and their events before `start + days`, sort by time,
+    and build the canonical frame. (Dropping whole warm-up sessions keeps every kept purchase's funnel.)"""
     ms = np.floor(events.time * 86_400_000).astype(np.int64)
-    keep = (ms >= 0) & (ms < days * 86_400_000)
+    keep = (sessions.start[events.session] >= 0) & (ms < days * 86_400_000)
     order = np.flatnonzero(keep)[np.argsort(ms[keep], kind="stable")]  # stable: keeps in-session order
     ev = events.take(order)
     ms = ms[order]
