@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from registry.db.cli import db_group, models_group
+from registry.events.importers import import_command
 from registry.settings import Settings
 
 
@@ -64,6 +65,9 @@ def events_generate(users: int, days: int, seed: int, start: str | None, as_json
     _echo_json(summary) if as_json else click.echo(
         f"wrote {summary['events']:,} events of {summary['users']:,} users to {summary['out']}"
     )
+
+
+events.add_command(import_command)
 
 
 # --- features -------------------------------------------------------------------------------------------
