@@ -91,7 +91,9 @@ def test_sizes_used_elsewhere_are_fast_and_in_range() -> None:
 
 
 # ---- behaviour ------------------------------------------------------------------------------------------
-def test_funnel_every_purchase_follows_a_view_and_a_cart_of_that_item_in_its_session(small: pd.DataFrame) -> None:
+def test_funnel_every_purchase_follows_a_view_and_a_cart_of_that_item_in_its_session(
+    small: pd.DataFrame,
+) -> None:
     """Rule: a purchase is preceded, in the same session, by a view and a cart of the same item by the same
     user; a remove_from_cart is preceded by a cart of the same item in the same session."""
     frame = small.reset_index(names="row")
@@ -198,7 +200,9 @@ def _search_cart_sessions(frame: pd.DataFrame) -> pd.DataFrame:
     out["session_end"] = out["session_id"].map(frame.groupby("session_id")["event_time"].max())
     buys = frame[frame["event_type"] == "purchase"][["user_id", "category", "event_time"]]
     joined = out.reset_index(names="row").merge(buys, on=["user_id", "category"])
-    later = (joined["event_time"] > joined["session_end"]) & (joined["event_time"] <= joined["session_end"] + 7 * DAY)
+    later = (joined["event_time"] > joined["session_end"]) & (
+        joined["event_time"] <= joined["session_end"] + 7 * DAY
+    )
     out["buys_later"] = out.index.isin(joined.loc[later, "row"])
     # Sessions near the end have no full 7-day horizon.
     return out[out["session_end"] < frame["event_time"].max() - 7 * DAY]
