@@ -142,7 +142,7 @@ def test_queries_turn_specific_before_purchases(medium: pd.DataFrame) -> None:
 
 # ---- the planted signals --------------------------------------------------------------------------------
 def _aggregates(frame: pd.DataFrame, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-    """Per-user counts per event type over the last 1/7/30 days, plus recency; label: purchase within 7 days."""
+    """Per-user log counts per event type over the last 1/7/30 days and recency; label: buys within 7 days."""
     past = frame[(frame["event_time"] <= cutoff) & (frame["event_time"] > cutoff - 30 * DAY)]
     features = {}
     for window in (1, 7, 30):
