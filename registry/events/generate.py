@@ -560,7 +560,9 @@ def _draw_sessions(
     cell = np.repeat(np.arange(len(counts)), counts)
     start = day[cell] + _time_of_day(len(cell), rng)
     episode = grid.episode[cell]
-    intent = np.where(episode >= 0, _intent_at(episodes, np.maximum(episode, 0), start), 0.0)
+    linked = np.flatnonzero(episode >= 0)
+    intent = np.zeros(len(cell))
+    intent[linked] = _intent_at(episodes, episode[linked], start[linked])
     episode = np.where(intent >= BACKGROUND_INTENT, episode, -1)
     intent = np.where(episode >= 0, intent, 0.0)
     return _Sessions(cell // grid.n_days, start, episode, intent)
@@ -712,7 +714,7 @@ def _expand_blocks(
     gap_median = np.select([pos == 0, etype == REMOVE], [50.0, 120.0], 25.0)
     gap = _lognormal_gaps(gap_median, 0.8, rng)
     ev_session = session[src]
-    first = np.r_[True, ev_session[1:] != ev_session[:-1]]
+    first = _group_starts(ev_session)
     gap[first] = 0.0
     gap[~first] = np.maximum(gap[~first], 1.0 / 86_400.0)  # at least a second: order is never ambiguous
     since_start = _cumsum_within(gap, first)
@@ -733,6 +735,13 @@ def _lognormal_gaps(median_s: np.ndarray, sigma: float, rng: np.random.Generator
     float32 noise: plenty for gaps, half the cost at ten million events."""
     noise = np.exp(sigma * rng.standard_normal(len(median_s), dtype=np.float32))
     return np.minimum(median_s * noise, 1800.0) / 86_400.0
+
+
+def _group_starts(keys: np.ndarray) -> np.ndarray:
+    """True where a run of equal `keys` begins (right for empty input too)."""
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    return starts
 
 
 def _cumsum_within(values: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -789,7 +798,8 @@ def _decide_purchases(
 
     # An episode whose pattern purchase came before its peak is over: it does not convert again at the peak.
     episode = sessions.episode[pattern.session]
-    early = (episode >= 0) & (bought_at < episodes.peak[np.maximum(episode, 0)])
+    linked = np.flatnonzero(episode >= 0)
+    early = linked[bought_at[linked] < episodes.peak[episode[linked]]]
     done = np.zeros(len(episodes.user), dtype=bool)
     done[episode[early]] = True
     p_episode = np.minimum(EPISODE_CONVERSION * people.propensity[episodes.user] * episodes.height, 0.9)
@@ -901,7 +911,7 @@ def _session_labels(
     idx = np.flatnonzero(used)
     order = idx[np.lexsort((sessions.start[idx], sessions.user[idx]))]
     user = sessions.user[order]
-    first = np.r_[True, user[1:] != user[:-1]]
+    first = _group_starts(user)
     number = _cumsum_within(np.ones(len(order)), first).astype(np.int64)
     text = np.dtypes.StringDType()
     user_id = (first_user + 1 + user).astype(text)
