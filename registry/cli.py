@@ -102,10 +102,19 @@ def features_materialize() -> None:
 # --- train ----------------------------------------------------------------------------------------------
 @main.command("train")
 @click.option("--model", "model_name", default="purchase", show_default=True, help="Registered model name.")
-@click.option("--encoder", default="mlp", show_default=True, help="Encoder plugin name.")
-@click.option("--head", default="purchase", show_default=True, help="Head plugin name.")
+@click.option(
+    "--encoder",
+    "encoders",
+    multiple=True,
+    default=("mlp",),
+    show_default=True,
+    help="Encoder plugin name; repeat it (--encoder mlp --encoder bag) to concatenate several.",
+)
+@click.option(
+    "--head", default="purchase", show_default=True, help="Head plugin name (purchase, spend, next_category, ...)."
+)
 @click.option("--feature-service", default="purchase_v1", show_default=True)
-@click.option("--horizon-days", default=7, show_default=True, help="Label: purchase within this many days.")
+@click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")
 @click.option("--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data.")
 @click.option("--valid-cutoff", default=None)
 @click.option("--test-cutoff", default=None)
@@ -113,7 +122,7 @@ def features_materialize() -> None:
 @click.option("--seed", default=0, show_default=True)
 def train(
     model_name: str,
-    encoder: str,
+    encoders: tuple[str, ...],
     head: str,
     feature_service: str,
     horizon_days: int,
@@ -136,7 +145,7 @@ def train(
     )
     spec = jobs.TrainSpec(
         model_name=model_name,
-        encoder=encoder,
+        encoder=encoders[0] if len(encoders) == 1 else list(encoders),
         head=head,
         feature_service=feature_service,
         horizon_days=horizon_days,

@@ -27,7 +27,7 @@ def test_blocklist_and_allowlist(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_unknown_encoder_names_what_is_available():
-    with pytest.raises(PluginError, match=r"no encoder named 'transformerz'.*available: \['mlp'"):
+    with pytest.raises(PluginError, match=r"no encoder named 'transformerz'.*available: \['concat', 'mlp'"):
         load_plugins().encoder("transformerz")
 
 
