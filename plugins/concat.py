@@ -42,7 +42,8 @@ class ConcatEncoder(Encoder):
         for i, part in enumerate(config.parts):
             if not isinstance(part, dict) or set(part) != {"name", "config"}:
                 raise ValueError(
-                    f'concat encoder part {i} is {part!r}; each part must be {{"name": ..., "config": {{...}}}}'
+                    f"concat encoder part {i} is {part!r}; each part must be a dict with keys "
+                    f"'name' (an encoder name) and 'config' (that encoder's config dict)"
                 )
             cls = host.encoder(part["name"]).cls
             parts.append(cls(config_from_dict(cls.config_class, part["config"])))
@@ -63,9 +64,10 @@ class ConcatEncoder(Encoder):
 
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         # Prefix each part's keys with its index so two parts may both use "x".
-        return {
-            f"{i}.{key}": value for i, part in enumerate(self.parts) for key, value in part.featurize(frame).items()
-        }
+        batch = {}
+        for i, part in enumerate(self.parts):
+            batch.update({f"{i}.{key}": value for key, value in part.featurize(frame).items()})
+        return batch
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = []
