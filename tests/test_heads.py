@@ -12,7 +12,13 @@ import torch
 
 from registry.features.pipeline import feature_columns
 from registry.features.training_set import labels
-from registry.metrics import best_f1_threshold, expected_calibration_error, f1_at, regression_metrics, top_k_accuracy
+from registry.metrics import (
+    best_f1_threshold,
+    expected_calibration_error,
+    f1_at,
+    regression_metrics,
+    top_k_accuracy,
+)
 from registry.modeling import ShopModel
 from registry.training import TrainConfig, evaluate, fit
 
@@ -22,10 +28,12 @@ CATEGORIES = ["books", "garden", "shoes", "toys"]
 def shop_frame(n: int, seed: int, purchase_offset: float = -0.5) -> pd.DataFrame:
     """Feature rows with a label per head, each learnable from the features.
 
-    `purchase_offset` moves the purchase base rate, to make a model trained on one rate miscalibrated on another.
+    `purchase_offset` moves the purchase base rate (a model trained at one rate is miscalibrated at another).
     """
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.poisson(3.0, size=(n, len(feature_columns()))).astype(float), columns=feature_columns())
+    frame = pd.DataFrame(
+        rng.poisson(3.0, size=(n, len(feature_columns()))).astype(float), columns=feature_columns()
+    )
     logit = 0.8 * (frame["cart_count_7d"] - 3) + purchase_offset
     frame["label_purchase"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     # Spend: buyers spend more the more they viewed; most rows spend nothing.
@@ -37,7 +45,9 @@ def shop_frame(n: int, seed: int, purchase_offset: float = -0.5) -> pd.DataFrame
     return frame
 
 
-def build(head: str, head_config: dict | None = None, encoder: str = "mlp", encoder_config: dict | None = None):
+def build(
+    head: str, head_config: dict | None = None, encoder: str = "mlp", encoder_config: dict | None = None
+):
     return ShopModel.build(
         encoder,
         encoder_config or {"features": feature_columns(), "hidden": [16]},
@@ -69,8 +79,14 @@ def raw_outputs(model: ShopModel, frame: pd.DataFrame) -> torch.Tensor:
 def test_calibration_on_validation_fixes_a_shifted_base_rate():
     # Trained where most users buy; the validation window and later test users buy far less often (a sale
     # ended), so the trained network's raw probabilities are far too high there.
-    train, early_valid = shop_frame(2000, seed=0, purchase_offset=1.0), shop_frame(800, seed=3, purchase_offset=1.0)
-    valid, test = shop_frame(1500, seed=1, purchase_offset=-2.5), shop_frame(3000, seed=2, purchase_offset=-2.5)
+    train, early_valid = (
+        shop_frame(2000, seed=0, purchase_offset=1.0),
+        shop_frame(800, seed=3, purchase_offset=1.0),
+    )
+    valid, test = (
+        shop_frame(1500, seed=1, purchase_offset=-2.5),
+        shop_frame(3000, seed=2, purchase_offset=-2.5),
+    )
     model = fit(build("purchase"), train, early_valid, TrainConfig(epochs=15, progress=False)).model
     model.head.calibrate(raw_outputs(model, valid), model.head.target(valid))
     y = test["label_purchase"].to_numpy()
@@ -84,7 +100,9 @@ def test_calibration_on_validation_fixes_a_shifted_base_rate():
 
 
 def test_calibration_keeps_a_well_calibrated_model_calibrated():
-    model = fit(build("purchase"), shop_frame(2000, 0), shop_frame(1000, 1), TrainConfig(epochs=10, progress=False))
+    model = fit(
+        build("purchase"), shop_frame(2000, 0), shop_frame(1000, 1), TrainConfig(epochs=10, progress=False)
+    )
     test = shop_frame(3000, seed=2)
     assert evaluate(model.model, test, "test")["test_ece"] < 0.04
 
@@ -96,7 +114,9 @@ def test_f1_threshold_is_chosen_on_validation_and_applied_to_test(tmp_path):
     assert float(model.head.threshold) == pytest.approx(chosen)
     metrics = evaluate(model, test, "test")
     assert metrics["test_threshold"] == pytest.approx(chosen)
-    assert metrics["test_f1"] == pytest.approx(f1_at(test["label_purchase"].to_numpy(), model.predict_frame(test), chosen))
+    assert metrics["test_f1"] == pytest.approx(
+        f1_at(test["label_purchase"].to_numpy(), model.predict_frame(test), chosen)
+    )
     assert metrics["test_f1"] > 0.5
     # Temperature, bias and threshold are buffers: saved and loaded with the weights.
     loaded = ShopModel.from_pretrained(model.save_pretrained(tmp_path / "m"))
