@@ -137,6 +137,7 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
     if saved.get("version") and now and now != saved["version"]:
         warnings.warn(
             f"{part} {saved['name']!r} was saved with {saved.get('package')} {saved['version']}, "
-            f"installed is {now}; predictions may differ",
+            f"installed is {now}; predictions may differ. Install {saved.get('package')}=={saved['version']} "
+            f"to reproduce them exactly, or retrain and register a new version",
             stacklevel=3,
         )

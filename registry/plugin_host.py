@@ -7,6 +7,7 @@ imports them by name. `SHOPSCORE_LOAD_PLUGINS` (comma-separated entry-point name
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 from dataclasses import dataclass, field
@@ -73,7 +74,12 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
         plugin_name = impl.plugin_name
         package, version = host.packages.get(plugin_name, (None, None))
 
-        def register(cls: type, _plugin: str = plugin_name) -> None:
+        def register(
+            cls: type,
+            _plugin: str = plugin_name,
+            _package: str | None = package,
+            _version: str | None = version,
+        ) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise PluginError(
                     f"plugin {_plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
@@ -81,14 +87,23 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
                 )
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {_plugin!r}: {kind} {cls.__name__} must set a class attribute `name`")
+                raise PluginError(
+                    f"plugin {_plugin!r}: {kind} {cls.__name__} has no `name`; set a class attribute, "
+                    f'e.g. name = "my_{kind}"'
+                )
+            config_class = getattr(cls, "config_class", None)
+            if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+                raise PluginError(
+                    f"plugin {_plugin!r}: {kind} {name!r} ({cls.__name__}) needs `config_class`, a dataclass "
+                    f"its __init__ takes (models are saved as that config's JSON), not {config_class!r}"
+                )
             if name in table:
                 raise PluginError(
                     f"plugin {_plugin!r} registered {kind} {name!r}, already registered by plugin "
                     f"{table[name].plugin!r}; rename one of them or disable a plugin with "
                     f"SHOPSCORE_DISABLE_PLUGINS"
                 )
-            table[name] = Registered(cls, _plugin, package, version)
+            table[name] = Registered(cls, _plugin, _package, _version)
 
         impl.function(register=register)
 
