@@ -18,7 +18,7 @@ from torch import nn
 
 from registry import Encoder, hookimpl
 from registry.components import config_from_dict
-from registry.plugin_host import default_host
+from registry.plugin_host import active_host
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ConcatEncoder(Encoder):
             raise ValueError(
                 'concat encoder needs at least one part: ConcatConfig(parts=[{"name": ..., "config": ...}])'
             )
-        host = default_host()
+        host = active_host()  # the host ShopModel.build was given, so parts come from the same plugins
         parts: list[Encoder] = []
         for i, part in enumerate(config.parts):
             if not isinstance(part, dict) or set(part) != {"name", "config"}:

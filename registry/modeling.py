@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
-from registry.plugin_host import PluginError, PluginHost, default_host
+from registry.plugin_host import PluginError, PluginHost, building_with, default_host
 
 FORMAT = "shopscore-model/1"
 CONFIG_FILE = "config.json"
@@ -54,7 +54,7 @@ class ShopModel(nn.Module):
         """Build a fresh model from plugin names and config dicts; weights are initialised from `seed`."""
         host = host or default_host()
         enc, hd = host.encoder(encoder_name), host.head(head_name)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), building_with(host):
             torch.manual_seed(seed)
             encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
             head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)

@@ -7,9 +7,12 @@ imports them by name. `SHOPSCORE_LOAD_PLUGINS` (comma-separated entry-point name
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib.metadata
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -124,7 +127,8 @@ def load_plugins() -> PluginHost:
             module = ep.load()
         except Exception as exc:  # any import failure must name the plugin, not surface as a bare traceback
             raise PluginError(
-                f"plugin {ep.name!r} (package {package or 'unknown'}) failed to import {ep.value!r}: {exc!r}. "
+                f"plugin {ep.name!r} (package {package or 'unknown'}) failed to import {ep.value!r}: "
+                f"{exc!r}. "
                 f"Fix or reinstall that package, or skip it with SHOPSCORE_DISABLE_PLUGINS={ep.name}"
             ) from exc
         pm.register(module, name=ep.name)
@@ -142,3 +146,24 @@ def load_plugins() -> PluginHost:
 def default_host() -> PluginHost:
     """The process-wide plugin host (loaded once; tests call `default_host.cache_clear()`)."""
     return load_plugins()
+
+
+# The host a model is being built from, so that a part made of other parts (the `concat` encoder) builds
+# them from the same host as ShopModel.build, not from the process-wide one.
+_building_with: contextvars.ContextVar[PluginHost | None] = contextvars.ContextVar(
+    "building_with", default=None
+)
+
+
+@contextmanager
+def building_with(host: PluginHost) -> Iterator[None]:
+    token = _building_with.set(host)
+    try:
+        yield
+    finally:
+        _building_with.reset(token)
+
+
+def active_host() -> PluginHost:
+    """The host of the model being built (see `building_with`), else the process-wide one."""
+    return _building_with.get() or default_host()

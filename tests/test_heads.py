@@ -255,3 +255,25 @@ def test_train_spec_builds_a_concat_for_several_encoders():
     name, config = TrainSpec(encoder=["mlp", "mlp"], encoder_config={"hidden": [4]}).encoder_plan(["a"])
     assert name == "concat"
     assert config == {"parts": [{"name": "mlp", "config": {"features": ["a"], "hidden": [4]}}] * 2}
+
+
+def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
+    import pluggy
+
+    import plugins.concat
+    import plugins.purchase
+    from registry import hookspecs
+    from registry.components import Encoder, Head
+    from registry.plugin_host import PluginHost, _collect
+    from tests.outside_plugin import acme_shopscore
+
+    pm = pluggy.PluginManager("shopscore")
+    pm.add_hookspecs(hookspecs)
+    for name, module in [("concat", plugins.concat), ("purchase", plugins.purchase), ("acme", acme_shopscore)]:
+        pm.register(module, name=name)
+    host = PluginHost(pm)
+    _collect(host, "encoder", Encoder, host.encoders)
+    _collect(host, "head", Head, host.heads)
+    parts = {"parts": [{"name": "bag", "config": {"features": ["a"], "width": 3}}]}
+    model = ShopModel.build("concat", parts, "purchase", {}, feature_service="s", host=host)
+    assert type(model.encoder.parts[0]).__name__ == "BagEncoder"  # not registered in the process-wide host
