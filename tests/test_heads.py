@@ -269,7 +269,11 @@ def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
 
     pm = pluggy.PluginManager("shopscore")
     pm.add_hookspecs(hookspecs)
-    for name, module in [("concat", plugins.concat), ("purchase", plugins.purchase), ("acme", acme_shopscore)]:
+    for name, module in [
+        ("concat", plugins.concat),
+        ("purchase", plugins.purchase),
+        ("acme", acme_shopscore),
+    ]:
         pm.register(module, name=name)
     host = PluginHost(pm)
     _collect(host, "encoder", Encoder, host.encoders)
