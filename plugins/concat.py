@@ -54,6 +54,9 @@ class ConcatEncoder(Encoder):
         # Union in first-seen order: the feature frame needs each column once.
         return list(dict.fromkeys(f for part in self.parts for f in part.features))
 
+    def sub_encoders(self) -> list[Encoder]:
+        return list(self.parts)
+
     @property
     def output_dim(self) -> int:
         return sum(part.output_dim for part in self.parts)

@@ -52,6 +52,11 @@ class Encoder(nn.Module):
     def fit(self, frame: pd.DataFrame) -> None:
         """Fit data-dependent state (e.g. normalisation statistics) on training rows. Default: nothing."""
 
+    def sub_encoders(self) -> list[Encoder]:
+        """Encoders this one is built from (e.g. `concat`'s parts). Their plugins are recorded in config.json
+        beside this one's, so loading a saved model names every package it needs. Default: none."""
+        return []
+
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

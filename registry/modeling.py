@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
-from registry.plugin_host import PluginError, PluginHost, building_with, default_host
+from registry.plugin_host import PluginError, PluginHost, Registered, building_with, default_host
 
 FORMAT = "shopscore-model/1"
 CONFIG_FILE = "config.json"
@@ -58,10 +58,13 @@ class ShopModel(nn.Module):
             torch.manual_seed(seed)
             encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
             head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
-        plugins = {
-            "encoder": {"name": encoder_name, "plugin": enc.plugin, "package": enc.package, "version": enc.package_version},
-            "head": {"name": head_name, "plugin": hd.plugin, "package": hd.package, "version": hd.package_version},
+        plugins: dict[str, Any] = {
+            "encoder": _provenance(enc, encoder_name),
+            "head": _provenance(hd, head_name),
         }
+        parts = encoder.sub_encoders()
+        if parts:
+            plugins["encoder"]["parts"] = [_provenance(host.encoder(p.name), p.name) for p in parts]
         return cls(encoder, head, feature_service=feature_service, plugins=plugins)
 
     @property
@@ -113,6 +116,8 @@ class ShopModel(nn.Module):
         host = host or default_host()
         for part in ("encoder", "head"):
             _check_plugin(host, part, config[part])
+        for saved_part in config["encoder"].get("parts", []):
+            _check_plugin(host, "encoder", saved_part)
         model = cls.build(
             config["encoder"]["name"],
             config["encoder"]["config"],
@@ -123,6 +128,16 @@ class ShopModel(nn.Module):
         )
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
         return model.to(device).eval()
+
+
+def _provenance(registered: Registered, name: str) -> dict[str, Any]:
+    """What config.json records about a part's origin, checked again on load."""
+    return {
+        "name": name,
+        "plugin": registered.plugin,
+        "package": registered.package,
+        "version": registered.package_version,
+    }
 
 
 def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:

@@ -281,3 +281,21 @@ def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
     parts = {"parts": [{"name": "bag", "config": {"features": ["a"], "width": 3}}]}
     model = ShopModel.build("concat", parts, "purchase", {}, feature_service="s", host=host)
     assert type(model.encoder.parts[0]).__name__ == "BagEncoder"  # not registered in the process-wide host
+
+
+def test_concat_records_its_parts_plugins_and_names_a_missing_one_on_load(tmp_path):
+    import json
+
+    from registry.plugin_host import PluginError
+
+    path = build("purchase", encoder="concat", encoder_config=concat_config()).save_pretrained(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    assert [p["plugin"] for p in config["encoder"]["parts"]] == ["mlp", "mlp"]
+    assert config["encoder"]["parts"][0]["package"] == "shopscore"
+    config["encoder"]["parts"][1].update(name="bag", plugin="acme", package="shopscore-acme", version="0.3.0")
+    config["encoder"]["config"]["parts"][1]["name"] = "bag"
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        PluginError, match=r"needs encoder 'bag' from plugin 'acme'.*pip install shopscore-acme"
+    ):
+        ShopModel.from_pretrained(path)
