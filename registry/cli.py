@@ -108,10 +108,13 @@ def features_materialize() -> None:
     multiple=True,
     default=("mlp",),
     show_default=True,
-    help="Encoder plugin name; repeat it (--encoder mlp --encoder bag) to concatenate several.",
+    help="Encoder plugin name; repeat it (--encoder mlp --encoder other) to concatenate several.",
 )
 @click.option(
-    "--head", default="purchase", show_default=True, help="Head plugin name (purchase, spend, next_category, ...)."
+    "--head",
+    default="purchase",
+    show_default=True,
+    help="Head plugin name (purchase, spend, next_category, or a plugin's).",
 )
 @click.option("--feature-service", default="purchase_v1", show_default=True)
 @click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")

@@ -18,7 +18,6 @@ from registry.db.errors import SchemaOutOfDate
 from registry.db.models import Base
 from registry.db.store import ModelRegistry
 
-
 REGISTRY_TABLES = {"registered_model", "model_version", "lineage", "model_alias", "alias_event"}
 
 
