@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from registry.db.cli import db_group, models_group
-from registry.events.importers import import_command
 from registry.settings import Settings
 
 
@@ -67,9 +66,6 @@ def events_generate(users: int, days: int, seed: int, start: str | None, as_json
     )
 
 
-events.add_command(import_command)
-
-
 # --- features -------------------------------------------------------------------------------------------
 @main.group()
 def features() -> None:
@@ -106,20 +102,30 @@ def features_materialize() -> None:
 # --- train ----------------------------------------------------------------------------------------------
 @main.command("train")
 @click.option("--model", "model_name", default="purchase", show_default=True, help="Registered model name.")
-@click.option("--encoder", default="mlp", show_default=True, help="Encoder plugin name.")
-@click.option("--head", default="purchase", show_default=True, help="Head plugin name.")
-@click.option("--feature-service", default="purchase_v1", show_default=True)
-@click.option("--horizon-days", default=7, show_default=True, help="Label: purchase within this many days.")
 @click.option(
-    "--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data."
+    "--encoder",
+    "encoders",
+    multiple=True,
+    default=("mlp",),
+    show_default=True,
+    help="Encoder plugin name; repeat it (--encoder mlp --encoder other) to concatenate several.",
 )
+@click.option(
+    "--head",
+    default="purchase",
+    show_default=True,
+    help="Head plugin name (purchase, spend, next_category, or a plugin's).",
+)
+@click.option("--feature-service", default="purchase_v1", show_default=True)
+@click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")
+@click.option("--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data.")
 @click.option("--valid-cutoff", default=None)
 @click.option("--test-cutoff", default=None)
 @click.option("--epochs", default=40, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def train(
     model_name: str,
-    encoder: str,
+    encoders: tuple[str, ...],
     head: str,
     feature_service: str,
     horizon_days: int,
@@ -142,7 +148,7 @@ def train(
     )
     spec = jobs.TrainSpec(
         model_name=model_name,
-        encoder=encoder,
+        encoder=encoders[0] if len(encoders) == 1 else list(encoders),
         head=head,
         feature_service=feature_service,
         horizon_days=horizon_days,
@@ -176,9 +182,7 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
                 known = "unknown user (cold start)"
             else:
                 known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")
-            click.echo(
-                f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]"
-            )
+            click.echo(f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]")
 
 
 # --- plugins --------------------------------------------------------------------------------------------
@@ -206,9 +210,7 @@ def plugins_command(as_json: bool) -> None:
         _echo_json(listing)
     else:
         for p in listing:
-            click.echo(
-                f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}"
-            )
+            click.echo(f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}")
 
 
 # --- model registry: `shopscore db ...` and `shopscore models ...` -----------------------------------

@@ -6,8 +6,17 @@ so it can be saved as JSON + safetensors and rebuilt without pickle.
 Data contract (B = batch size, D = encoder width):
 - `Encoder.featurize(frame)` turns a pandas frame of feature columns into a dict of tensors (CPU),
 - `Encoder.forward(batch)` turns that dict into a `(B, D)` representation,
-- `Head.forward(h, target)` turns `(B, D)` into `(B,)` logits (and a loss when given a target),
-- `Head.predict(logits)` turns logits into the user-facing prediction (e.g. a probability).
+- `Head.labelled(frame)` keeps the rows the head can learn from (e.g. drops rows whose label is null),
+- `Head.target(frame)` turns the label column into the target tensor its loss expects (float for binary
+  and regression heads, class indices for multiclass heads),
+- `Head.forward(h, target)` turns `(B, D)` into raw outputs, `(B,)` or `(B, C)` (and a loss when given a
+  target),
+- `Head.calibrate(outputs, target)` fits post-hoc state (e.g. a temperature) on validation outputs,
+- `Head.predict(outputs)` turns raw outputs into the user-facing prediction (a probability, an amount, or
+  `(B, C)` class probabilities).
+
+One training loop (registry.training.fit) serves binary, regression and multiclass heads because the head,
+not the loop, knows its label, its target tensor and its loss.
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ class Encoder(nn.Module):
     def fit(self, frame: pd.DataFrame) -> None:
         """Fit data-dependent state (e.g. normalisation statistics) on training rows. Default: nothing."""
 
+    def sub_encoders(self) -> list[Encoder]:
+        """Encoders this one is built from (e.g. `concat`'s parts). Their plugins are recorded in config.json
+        beside this one's, so loading a saved model names every package it needs. Default: none."""
+        return []
+
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -70,16 +84,39 @@ class Head(nn.Module):
     def horizon_days(self) -> int:
         raise NotImplementedError
 
+    @classmethod
+    def config_from_data(cls, config: dict[str, Any], train: pd.DataFrame) -> dict[str, Any]:
+        """Complete a config dict from the training rows before the head is built (e.g. a class vocabulary,
+        which fixes the output width). Called once by registry.jobs.train; default: unchanged."""
+        return config
+
+    def labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows this head can learn from and be evaluated on: default, those with a non-null label."""
+        if self.label not in frame.columns:
+            raise KeyError(
+                f"head {self.name!r} needs label column {self.label!r}, which the frame lacks; "
+                f"labels come from registry.features.training_set.labels"
+            )
+        return frame[frame[self.label].notna()]
+
+    def target(self, frame: pd.DataFrame) -> torch.Tensor:
+        """The label column as the tensor `forward` expects as `target`: default float32 `(B,)`."""
+        return torch.as_tensor(frame[self.label].to_numpy(dtype="float32"))
+
     def forward(
         self, h: torch.Tensor, target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, D) -> ((B,) raw outputs, loss or None)."""
+        """(B, D) -> (raw outputs (B,) or (B, C), loss or None)."""
         raise NotImplementedError
+
+    def calibrate(self, outputs: torch.Tensor, target: torch.Tensor) -> None:
+        """Fit post-hoc state on validation outputs after training (stored as buffers). Default: nothing."""
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        """Metrics of predictions `y_pred` (from `predict`) against the label column's values `y_true`."""
         raise NotImplementedError
 
 

@@ -9,12 +9,14 @@ import getpass
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from registry.components import config_to_dict
 from registry.db.store import ModelRegistry, ModelVersion
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
@@ -22,8 +24,12 @@ from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
+from registry.plugin_host import default_host
 from registry.settings import Settings
 from registry.training import Splits, TrainConfig, evaluate, fit, held_out
+
+# Name of the built-in encoder that combines several (plugins/concat.py), used when a spec names several.
+CONCAT = "concat"
 
 
 def generate(
@@ -62,14 +68,28 @@ def materialize_features(settings: Settings) -> None:
 
 @dataclass
 class TrainSpec:
+    """What to train. `encoder` may name several encoders: they are combined by the `concat` encoder, each
+    part reading the whole feature service with `encoder_config` applied to every part."""
+
     model_name: str = "purchase"
-    encoder: str = "mlp"
+    encoder: str | Sequence[str] = "mlp"
     head: str = "purchase"
     feature_service: str = "purchase_v1"
     horizon_days: int = 7
     encoder_config: dict[str, Any] | None = None
+    head_config: dict[str, Any] | None = None
     splits: Splits | None = None
     train: TrainConfig | None = None
+
+    def encoder_plan(self, feature_names: list[str]) -> tuple[str, dict[str, Any]]:
+        """The encoder name and config dict to build: one encoder, or a `concat` of several."""
+        names = [self.encoder] if isinstance(self.encoder, str) else list(self.encoder)
+        if not names:
+            raise ValueError("TrainSpec.encoder is empty; name at least one encoder (e.g. 'mlp')")
+        configs = [{"features": feature_names, **(self.encoder_config or {})} for _ in names]
+        if len(names) == 1:
+            return names[0], configs[0]
+        return CONCAT, {"parts": [{"name": n, "config": c} for n, c in zip(names, configs, strict=True)]}
 
 
 def _code_version() -> str | None:
@@ -109,11 +129,16 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     test_rows = test_rows[held_out(test_rows["user_id"])]
 
     config = spec.train or TrainConfig(device=settings.device)
+    encoder_name, encoder_config = spec.encoder_plan(feature_names)
+    # Some heads size themselves from the training labels (a class vocabulary), so ask before building.
+    head_cls = default_host().head(spec.head).cls
+    head_config = {"horizon_days": spec.horizon_days, **(spec.head_config or {})}
+    head_config = head_cls.config_from_data(head_config, train_rows)
     model = ShopModel.build(
-        spec.encoder,
-        {"features": feature_names, **(spec.encoder_config or {})},
+        encoder_name,
+        encoder_config,
         spec.head,
-        {"horizon_days": spec.horizon_days},
+        head_config,
         feature_service=spec.feature_service,
         seed=config.seed,
     )
@@ -130,14 +155,18 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         **splits.to_lineage(),
         "data_fingerprint": fingerprint(pd.concat([train_rows, valid_rows, test_rows], ignore_index=True)),
         "rows": {"train": len(train_rows), "valid": len(valid_rows), "test": len(test_rows)},
-        "encoder": spec.encoder,
+        "encoder": encoder_name,
         "head": spec.head,
         "plugins": {part: info for part, info in model.plugins.items()},
         "device": result.device,
         "code_version": _code_version(),
         "history": result.history,
     }
-    params = {"encoder_config": model.encoder.config.__dict__, "train": config.__dict__}
+    params = {
+        "encoder_config": config_to_dict(model.encoder.config),
+        "head_config": config_to_dict(model.head.config),
+        "train": config.__dict__,
+    }
     registry = ModelRegistry.open(settings=settings)
     with tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp:
         result.model.save_pretrained(tmp)

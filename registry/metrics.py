@@ -1,4 +1,7 @@
-"""Evaluation metrics for binary purchase predictions (scikit-learn for the ranking metrics)."""
+"""Evaluation metrics per kind of head: binary (purchase), regression (spend), multiclass (next category).
+
+Ranking metrics come from scikit-learn; the rest are short enough to state here exactly.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +29,41 @@ def lift_at(y_true: np.ndarray, y_prob: np.ndarray, fraction: float = 0.1) -> fl
     return float(y_true[top].mean() / base) if base > 0 else float("nan")
 
 
-def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+def f1_at(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> float:
+    """F1 of the decision `y_prob >= threshold` (0.0 when there is nothing to find or nothing is flagged)."""
+    y_true = np.asarray(y_true, dtype=bool)
+    flagged = np.asarray(y_prob) >= threshold
+    tp = float((flagged & y_true).sum())
+    denominator = float(flagged.sum() + y_true.sum())
+    return 2 * tp / denominator if denominator > 0 else 0.0
+
+
+def best_f1_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """The probability threshold with the highest F1 on these rows (choose it on validation, apply it to
+    test: choosing on test would overstate F1). Ties go to the higher threshold (fewer users flagged)."""
+    y_true = np.asarray(y_true, dtype="float64")
+    y_prob = np.asarray(y_prob, dtype="float64")
+    if len(y_prob) == 0 or y_true.sum() == 0:
+        return 0.5
+    order = np.argsort(-y_prob, kind="stable")
+    sorted_prob, sorted_true = y_prob[order], y_true[order]
+    tp = np.cumsum(sorted_true)  # flagging the top k+1 rows
+    f1 = 2 * tp / (np.arange(1, len(y_prob) + 1) + y_true.sum())
+    # Only thresholds at the last row of a run of equal scores are reachable with `>=`.
+    last_of_run = np.r_[sorted_prob[1:] != sorted_prob[:-1], True]
+    f1 = np.where(last_of_run, f1, -1.0)
+    return float(sorted_prob[int(np.argmax(f1))])
+
+
+def binary_metrics(
+    y_true: np.ndarray, y_prob: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
+    """Ranking (ROC-AUC, PR-AUC next to the base rate it should beat), probability quality (log loss, Brier,
+    ECE), lift in the top 10%, and F1 at `threshold` when one is given (chosen on validation)."""
     y_true = np.asarray(y_true, dtype="float64")
     y_prob = np.clip(np.asarray(y_prob, dtype="float64"), 1e-7, 1 - 1e-7)
     both_classes = 0 < y_true.sum() < len(y_true)
-    return {
+    metrics = {
         "n": float(len(y_true)),
         "base_rate": float(y_true.mean()),
         "roc_auc": float(roc_auc_score(y_true, y_prob)) if both_classes else float("nan"),
@@ -40,3 +73,30 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
         "ece": expected_calibration_error(y_true, y_prob),
         "lift_top10": lift_at(y_true, y_prob, 0.1),
     }
+    if threshold is not None:
+        metrics["threshold"] = float(threshold)
+        metrics["f1"] = f1_at(y_true, y_prob, threshold)
+    return metrics
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE in the label's own unit, next to the mean label (a scale to read them against)."""
+    y_true = np.asarray(y_true, dtype="float64")
+    error = np.asarray(y_pred, dtype="float64") - y_true
+    return {
+        "n": float(len(y_true)),
+        "mean_label": float(y_true.mean()) if len(y_true) else float("nan"),
+        "mae": float(np.abs(error).mean()) if len(y_true) else float("nan"),
+        "rmse": float(np.sqrt((error**2).mean())) if len(y_true) else float("nan"),
+    }
+
+
+def top_k_accuracy(y_index: np.ndarray, y_prob: np.ndarray, k: int) -> float:
+    """Share of rows whose true class index is among the k most probable classes (-1: a class the model
+    does not know, always a miss)."""
+    y_index = np.asarray(y_index)
+    if len(y_index) == 0:
+        return float("nan")
+    k = min(k, y_prob.shape[1])
+    top = np.argsort(-y_prob, axis=1, kind="stable")[:, :k]  # (B, k)
+    return float((top == y_index[:, None]).any(axis=1).mean())

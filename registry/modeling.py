@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
-from registry.plugin_host import PluginError, PluginHost, default_host
+from registry.plugin_host import PluginError, PluginHost, Registered, building_with, default_host
 
 FORMAT = "shopscore-model/1"
 CONFIG_FILE = "config.json"
@@ -31,9 +31,7 @@ class ModelFormatError(ValueError):
 
 
 class ShopModel(nn.Module):
-    def __init__(
-        self, encoder: Encoder, head: Head, *, feature_service: str, plugins: dict[str, Any]
-    ) -> None:
+    def __init__(self, encoder: Encoder, head: Head, *, feature_service: str, plugins: dict[str, Any]) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
@@ -56,24 +54,17 @@ class ShopModel(nn.Module):
         """Build a fresh model from plugin names and config dicts; weights are initialised from `seed`."""
         host = host or default_host()
         enc, hd = host.encoder(encoder_name), host.head(head_name)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), building_with(host):
             torch.manual_seed(seed)
             encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
             head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
-        plugins = {
-            "encoder": {
-                "name": encoder_name,
-                "plugin": enc.plugin,
-                "package": enc.package,
-                "version": enc.package_version,
-            },
-            "head": {
-                "name": head_name,
-                "plugin": hd.plugin,
-                "package": hd.package,
-                "version": hd.package_version,
-            },
+        plugins: dict[str, Any] = {
+            "encoder": _provenance(enc, encoder_name),
+            "head": _provenance(hd, head_name),
         }
+        parts = encoder.sub_encoders()
+        if parts:
+            plugins["encoder"]["parts"] = [_provenance(host.encoder(p.name), p.name) for p in parts]
         return cls(encoder, head, feature_service=feature_service, plugins=plugins)
 
     @property
@@ -118,17 +109,15 @@ class ShopModel(nn.Module):
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-            raise ModelFormatError(
-                f"{directory} is not a shopscore model (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
-            )
+            raise ModelFormatError(f"{directory} is not a shopscore model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         config = json.loads(config_path.read_text())
         if config.get("format") != FORMAT:
-            raise ModelFormatError(
-                f"{config_path} has format {config.get('format')!r}; this shopscore reads {FORMAT!r}"
-            )
+            raise ModelFormatError(f"{config_path} has format {config.get('format')!r}; this shopscore reads {FORMAT!r}")
         host = host or default_host()
         for part in ("encoder", "head"):
             _check_plugin(host, part, config[part])
+        for saved_part in config["encoder"].get("parts", []):
+            _check_plugin(host, "encoder", saved_part)
         model = cls.build(
             config["encoder"]["name"],
             config["encoder"]["config"],
@@ -139,6 +128,16 @@ class ShopModel(nn.Module):
         )
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
         return model.to(device).eval()
+
+
+def _provenance(registered: Registered, name: str) -> dict[str, Any]:
+    """What config.json records about a part's origin, checked again on load."""
+    return {
+        "name": name,
+        "plugin": registered.plugin,
+        "package": registered.package,
+        "version": registered.package_version,
+    }
 
 
 def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
@@ -153,6 +152,7 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
     if saved.get("version") and now and now != saved["version"]:
         warnings.warn(
             f"{part} {saved['name']!r} was saved with {saved.get('package')} {saved['version']}, "
-            f"installed is {now}; predictions may differ",
+            f"installed is {now}; predictions may differ. Install {saved.get('package')}=={saved['version']} "
+            f"to reproduce them exactly, or retrain and register a new version",
             stacklevel=3,
         )

@@ -7,8 +7,12 @@ imports them by name. `SHOPSCORE_LOAD_PLUGINS` (comma-separated entry-point name
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import importlib.metadata
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -73,9 +77,11 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
         plugin_name = impl.plugin_name
         package, version = host.packages.get(plugin_name, (None, None))
 
-        # Defaults bind this plugin's values now, not the loop's last ones.
         def register(
-            cls: type, _plugin: str = plugin_name, _package: str | None = package, _version: str | None = version
+            cls: type,
+            _plugin: str = plugin_name,
+            _package: str | None = package,
+            _version: str | None = version,
         ) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise PluginError(
@@ -85,7 +91,14 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
                 raise PluginError(
-                    f"plugin {_plugin!r}: {kind} {cls.__name__} must set a class attribute `name`"
+                    f"plugin {_plugin!r}: {kind} {cls.__name__} has no `name`; set a class attribute, "
+                    f'e.g. name = "my_{kind}"'
+                )
+            config_class = getattr(cls, "config_class", None)
+            if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+                raise PluginError(
+                    f"plugin {_plugin!r}: {kind} {name!r} ({cls.__name__}) needs `config_class`, a dataclass "
+                    f"its __init__ takes (models are saved as that config's JSON), not {config_class!r}"
                 )
             if name in table:
                 raise PluginError(
@@ -114,7 +127,8 @@ def load_plugins() -> PluginHost:
             module = ep.load()
         except Exception as exc:  # any import failure must name the plugin, not surface as a bare traceback
             raise PluginError(
-                f"plugin {ep.name!r} (package {package or 'unknown'}) failed to import {ep.value!r}: {exc!r}. "
+                f"plugin {ep.name!r} (package {package or 'unknown'}) failed to import {ep.value!r}: "
+                f"{exc!r}. "
                 f"Fix or reinstall that package, or skip it with SHOPSCORE_DISABLE_PLUGINS={ep.name}"
             ) from exc
         pm.register(module, name=ep.name)
@@ -132,3 +146,24 @@ def load_plugins() -> PluginHost:
 def default_host() -> PluginHost:
     """The process-wide plugin host (loaded once; tests call `default_host.cache_clear()`)."""
     return load_plugins()
+
+
+# The host a model is being built from, so that a part made of other parts (the `concat` encoder) builds
+# them from the same host as ShopModel.build, not from the process-wide one.
+_building_with: contextvars.ContextVar[PluginHost | None] = contextvars.ContextVar(
+    "building_with", default=None
+)
+
+
+@contextmanager
+def building_with(host: PluginHost) -> Iterator[None]:
+    token = _building_with.set(host)
+    try:
+        yield
+    finally:
+        _building_with.reset(token)
+
+
+def active_host() -> PluginHost:
+    """The host of the model being built (see `building_with`), else the process-wide one."""
+    return _building_with.get() or default_host()

@@ -132,17 +132,28 @@ def _autocast(device: torch.device):
 
 
 def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: TrainConfig) -> TrainResult:
-    """Fit the encoder's data-dependent state on `train`, then train with early stopping on `valid` loss."""
+    """Fit the encoder's data-dependent state on `train`, train with early stopping on `valid` loss, then let
+    the head calibrate itself on `valid` (e.g. temperature scaling).
+
+    The head decides which rows carry a label (`Head.labelled`) and what the target tensor is
+    (`Head.target`), so binary, regression and multiclass heads share this loop.
+    """
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     device = resolve_device(config.device)
-    label = model.head.label
+    head = model.head
+    train, valid = head.labelled(train), head.labelled(valid)
+    if len(train) == 0 or len(valid) == 0:
+        raise ValueError(
+            f"head {head.name!r} found no labelled rows ({len(train)} train, {len(valid)} valid) in column "
+            f"{head.label!r}; use more data or earlier training cutoffs"
+        )
     model.encoder.fit(train)
     model.to(device)
 
     def tensors(frame: pd.DataFrame) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         batch = {k: v.to(device) for k, v in model.encoder.featurize(frame).items()}
-        return batch, torch.as_tensor(frame[label].to_numpy(dtype="float32"), device=device)
+        return batch, head.target(frame).to(device)
 
     x_train, y_train = tensors(train)
     x_valid, y_valid = tensors(valid)
@@ -186,10 +197,16 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    with torch.no_grad():
+        valid_outputs, _ = model(x_valid)
+    # Calibrate in float32 on the best weights: post-hoc state must match what is saved and served.
+    head.calibrate(valid_outputs.float().detach(), y_valid)
     return TrainResult(model=model, history=history, best_epoch=best_epoch, device=str(device))
 
 
 def evaluate(model: ShopModel, frame: pd.DataFrame, prefix: str) -> dict[str, float]:
+    """The head's metrics on the frame's labelled rows, each name prefixed (`test_roc_auc`)."""
+    frame = model.head.labelled(frame)
     y_true = frame[model.head.label].to_numpy()
     y_pred = model.predict_frame(frame)
     return {f"{prefix}_{k}": v for k, v in model.head.metrics(y_true, y_pred).items()}

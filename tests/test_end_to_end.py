@@ -103,3 +103,30 @@ def test_cli_score_json(shop, monkeypatch: pytest.MonkeyPatch):
     assert payload["version"] == registry.resolve("purchase", "production").version
     bad = CliRunner().invoke(main, ["score", "abc"])
     assert bad.exit_code == 2 and "is not an integer" in bad.output
+
+
+def test_cli_trains_a_concat_encoder_with_the_next_category_head(shop, monkeypatch: pytest.MonkeyPatch):
+    settings, registry, _ = shop
+    monkeypatch.setenv("SHOPSCORE_HOME", str(settings.home))
+    monkeypatch.setenv("SHOPSCORE_DATABASE_URL", settings.database_url)
+    args = ["train", "--model", "next_cat", "--encoder", "mlp", "--encoder", "mlp", "--head", "next_category"]
+    result = CliRunner().invoke(main, [*args, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output.strip().splitlines()[-1])
+    version = registry.get_version("next_cat", payload["version"])
+    assert version.lineage["encoder"] == "concat" and version.lineage["head"] == "next_category"
+    categories = version.params["head_config"]["categories"]
+    assert len(categories) > 2 and version.metrics["test_classes"] == len(categories)
+    # The aggregate features carry little category signal, so only check the metrics are real accuracies.
+    assert 0 < version.metrics["test_top1_accuracy"] <= version.metrics["test_top3_accuracy"] <= 1
+    model = ShopModel.from_pretrained(fetch_artifact(version.artifact_uri, version.sha256))
+    assert [p["name"] for p in model.encoder.config.parts] == ["mlp", "mlp"]
+
+
+def test_spend_head_trains_on_the_generated_shop(shop):
+    settings, registry, _ = shop
+    spec = jobs.TrainSpec(model_name="spend", head="spend", train=TrainConfig(epochs=5, progress=False))
+    version = jobs.train(settings, spec)
+    metrics = version.metrics
+    assert metrics["test_mae"] > 0 and metrics["test_rmse"] >= metrics["test_mae"]
+    assert version.params["head_config"]["mean_spend"] > 0

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import json
+import warnings
+
 import pluggy
 import pytest
 
@@ -27,7 +32,7 @@ def test_blocklist_and_allowlist(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_unknown_encoder_names_what_is_available():
-    with pytest.raises(PluginError, match=r"no encoder named 'transformerz'.*available: \['mlp'"):
+    with pytest.raises(PluginError, match=r"no encoder named 'transformerz'.*available: \['concat', 'mlp'"):
         load_plugins().encoder("transformerz")
 
 
@@ -45,9 +50,15 @@ class NotAnEncoder:
     name = "bad"
 
 
+@dataclasses.dataclass
+class EmptyConfig:
+    pass
+
+
 class Team:
     class TeamEncoder(Encoder):
         name = "mlp"  # clashes with the built-in on purpose
+        config_class = EmptyConfig
 
     @staticmethod
     @hookimpl
@@ -73,6 +84,7 @@ def test_duplicate_name_names_both_plugins():
     class Builtin:
         class MLP(Encoder):
             name = "mlp"
+            config_class = EmptyConfig
 
         @staticmethod
         @hookimpl
@@ -106,3 +118,101 @@ def test_heads_must_derive_from_head():
     host = _host_with(("wrong", Wrong))
     with pytest.raises(PluginError, match="not a subclass of registry.Head"):
         _collect(host, "head", Head, host.heads)
+
+
+def test_missing_name_and_config_class_are_blamed_on_the_plugin():
+    class Nameless(Encoder):
+        config_class = EmptyConfig
+
+    class NoConfig(Encoder):
+        name = "no_config"
+
+    for cls, message in [
+        (Nameless, r"plugin 'sloppy': encoder Nameless has no `name`; set a class attribute"),
+        (NoConfig, r"plugin 'sloppy': encoder 'no_config' .* needs `config_class`, a dataclass"),
+    ]:
+
+        class Sloppy:
+            @staticmethod
+            @hookimpl
+            def register_encoders(register, _cls=cls):
+                register(_cls)
+
+        host = _host_with(("sloppy", Sloppy))
+        with pytest.raises(PluginError, match=message):
+            _collect(host, "encoder", Encoder, host.encoders)
+
+
+def test_plugin_that_raises_on_import_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch):
+    real = importlib.metadata.entry_points(group="shopscore")
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_for_test", group="shopscore")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real, broken])
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'broken' .* failed to import 'no_such_module_for_test': ModuleNotFoundError.*"
+        r"SHOPSCORE_DISABLE_PLUGINS=broken",
+    ):
+        load_plugins()
+    monkeypatch.setenv("SHOPSCORE_DISABLE_PLUGINS", "broken")
+    assert "mlp" in load_plugins().encoders  # the suggested fix works
+
+
+def test_misspelled_hook_in_an_installed_plugin_fails_load_with_a_pointer_to_the_docs(monkeypatch):
+    import types
+
+    module = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def register_encoderz(register):  # not a hook
+        pass
+
+    module.register_encoderz = register_encoderz
+    entry = importlib.metadata.EntryPoint(name="typo", value="typo_plugin", group="shopscore")
+    monkeypatch.setitem(__import__("sys").modules, "typo_plugin", module)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [entry])
+    with pytest.raises(PluginError, match=r"register_encoderz.*docs/plugins.md"):
+        load_plugins()
+
+
+def test_plugins_command_lists_packages_hooks_and_parts():
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    listing = {p["name"]: p for p in json.loads(result.output)}
+    assert {"mlp", "purchase", "concat", "spend", "next_category"} <= set(listing)
+    assert listing["mlp"] == {
+        "name": "mlp",
+        "package": "shopscore",
+        "version": importlib.metadata.version("shopscore"),
+        "hooks": ["register_encoders"],
+        "encoders": ["mlp"],
+        "heads": [],
+    }
+    assert listing["next_category"]["heads"] == ["next_category"]
+    assert listing["concat"]["encoders"] == ["concat"]
+
+
+def test_loading_a_model_saved_with_another_plugin_version_warns(tmp_path):
+    from registry.modeling import ShopModel
+
+    path = ShopModel.build("mlp", {"features": ["a"]}, "purchase", {}, feature_service="s").save_pretrained(
+        tmp_path
+    )
+    config = json.loads((path / "config.json").read_text())
+    assert config["head"]["package"] == "shopscore"
+    assert config["head"]["version"] == importlib.metadata.version("shopscore")  # recorded at save time
+    config["head"]["version"] = "0.0.1"
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.warns(
+        UserWarning,
+        match=r"head 'purchase' was saved with shopscore 0.0.1, installed is .*Install shopscore==0.0.1",
+    ):
+        ShopModel.from_pretrained(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config["head"]["version"] = importlib.metadata.version("shopscore")
+        (path / "config.json").write_text(json.dumps(config))
+        ShopModel.from_pretrained(path)  # same version: no warning

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-LABEL_COLUMNS = ("label_purchase", "label_spend")
+LABEL_COLUMNS = ("label_purchase", "label_spend", "label_next_category")
 
 
 def as_utc(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -35,20 +35,26 @@ def entity_rows(events: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]) -> pd.Dat
 
 
 def labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Labels for each (user_id, cutoff): purchase and spend in (cutoff, cutoff + horizon]."""
-    purchases = events.loc[events["event_type"] == "purchase", ["user_id", "event_time", "price", "quantity"]]
+    """Labels for each (user_id, cutoff), from purchases in (cutoff, cutoff + horizon]: whether the user buys,
+    how much, and the category of the first purchase (null when the user buys nothing in the window)."""
+    columns = ["user_id", "event_time", "price", "quantity", "category"]
+    purchases = events.loc[events["event_type"] == "purchase", columns]
+    purchases = purchases.sort_values("event_time", kind="stable")  # so "first" is the earliest purchase
     value = purchases["price"].fillna(0.0) * purchases["quantity"].fillna(1).astype("float64")
     purchases = purchases.assign(value=value)
     horizon = pd.Timedelta(days=horizon_days)
     out = rows[["user_id", "event_timestamp"]].copy()
     out["label_purchase"] = 0
     out["label_spend"] = 0.0
+    out["label_next_category"] = pd.Series(pd.NA, index=out.index, dtype="string")
     for cutoff, idx in out.groupby("event_timestamp").groups.items():
         window = purchases[(purchases["event_time"] > cutoff) & (purchases["event_time"] <= cutoff + horizon)]
         spend = window.groupby("user_id")["value"].sum()
         users = out.loc[idx, "user_id"]
         out.loc[idx, "label_purchase"] = users.isin(spend.index).astype("int64").to_numpy()
         out.loc[idx, "label_spend"] = users.map(spend).fillna(0.0).to_numpy()
+        first_category = window.dropna(subset=["category"]).groupby("user_id")["category"].first()
+        out.loc[idx, "label_next_category"] = users.map(first_category).astype("string").to_numpy()
     return out
 
 

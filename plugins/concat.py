@@ -1,0 +1,85 @@
+"""Built-in `concat` encoder: several encoders side by side, their representations concatenated.
+
+Its config lists the parts as `{"name": <encoder name>, "config": <that encoder's config dict>}`; each part
+is built through the plugin host, so a team's encoder can be combined with a built-in one without either
+knowing the other. Output width is the sum of the parts' widths. The parts are submodules, so their
+weights and fitted buffers land in model.safetensors under `encoder.parts.<i>.` and a saved concat model
+loads back like any other (each part's plugin must be installed; the error names a missing one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from registry import Encoder, hookimpl
+from registry.components import config_from_dict
+from registry.plugin_host import active_host
+
+
+@dataclass
+class ConcatConfig:
+    # [{"name": "mlp", "config": {"features": [...]}}, ...]
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ConcatEncoder(Encoder):
+    name = "concat"
+    config_class = ConcatConfig
+
+    def __init__(self, config: ConcatConfig) -> None:
+        super().__init__(config)
+        if not config.parts:
+            raise ValueError(
+                'concat encoder needs at least one part: ConcatConfig(parts=[{"name": ..., "config": ...}])'
+            )
+        host = active_host()  # the host ShopModel.build was given, so parts come from the same plugins
+        parts: list[Encoder] = []
+        for i, part in enumerate(config.parts):
+            if not isinstance(part, dict) or set(part) != {"name", "config"}:
+                raise ValueError(
+                    f"concat encoder part {i} is {part!r}; each part must be a dict with keys "
+                    f"'name' (an encoder name) and 'config' (that encoder's config dict)"
+                )
+            cls = host.encoder(part["name"]).cls
+            parts.append(cls(config_from_dict(cls.config_class, part["config"])))
+        self.parts = nn.ModuleList(parts)
+
+    @property
+    def features(self) -> list[str]:
+        # Union in first-seen order: the feature frame needs each column once.
+        return list(dict.fromkeys(f for part in self.parts for f in part.features))
+
+    def sub_encoders(self) -> list[Encoder]:
+        return list(self.parts)
+
+    @property
+    def output_dim(self) -> int:
+        return sum(part.output_dim for part in self.parts)
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        for part in self.parts:
+            part.fit(frame)
+
+    def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        # Prefix each part's keys with its index so two parts may both use "x".
+        batch = {}
+        for i, part in enumerate(self.parts):
+            batch.update({f"{i}.{key}": value for key, value in part.featurize(frame).items()})
+        return batch
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        outputs = []
+        for i, part in enumerate(self.parts):
+            prefix = f"{i}."
+            outputs.append(part({k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)}))
+        return torch.cat(outputs, dim=-1)  # (B, sum of the parts' D)
+
+
+@hookimpl
+def register_encoders(register) -> None:
+    register(ConcatEncoder)
