@@ -14,7 +14,7 @@ from registry.db.hooks import bare_plugin_manager
 from registry.db.promotion import PromotionPolicy
 from registry.db.records import AliasEvent, ModelVersion
 from registry.db.store import ModelRegistry
-from registry_fixtures import register, write_model_dir
+from registry_support import register, write_model_dir
 
 
 class Audit:
