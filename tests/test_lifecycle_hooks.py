@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from registry_support import register, write_model_dir
 
 from registry import hookimpl
 from registry.db import migrate
@@ -14,7 +15,6 @@ from registry.db.hooks import bare_plugin_manager
 from registry.db.promotion import PromotionPolicy
 from registry.db.records import AliasEvent, ModelVersion
 from registry.db.store import ModelRegistry
-from registry_support import register, write_model_dir
 
 
 class Audit:
