@@ -1,25 +1,33 @@
-"""Schema-driven fuzzing: requests generated from the app's own OpenAPI spec (hypothesis-jsonschema) must
-never get a 5xx. Every operation is fuzzed with schema-valid values and with arbitrary JSON bodies."""
+"""Schema-driven fuzzing: requests generated with hypothesis from the app's own OpenAPI spec must never get a
+5xx. Every operation is fuzzed with schema-valid values and with arbitrary JSON bodies.
+
+The spec's schemas are small (ints with bounds, strings with lengths, lists, flat objects, anyOf), so a
+few lines turn them into strategies; hypothesis-jsonschema would do the same but does not work with
+current hypothesis releases.
+"""
 
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 
 from registry.scoring import Scorer
 from registry.serving.app import create_app
-from tests.serving_fixtures import ServingShop, serving_shop  # noqa: F401  (session fixture)
+
+if TYPE_CHECKING:
+    from tests.serving_fixtures import ServingShop
+
+pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
 
 
 @pytest.fixture(scope="module")
-def client(serving_shop: ServingShop) -> TestClient:  # noqa: F811
+def client(serving_shop: ServingShop) -> TestClient:
     scorer = Scorer(serving_shop.settings)
     with TestClient(create_app(scorer=scorer), raise_server_exceptions=False) as client:
         yield client
@@ -50,6 +58,35 @@ OPERATIONS = [
     for method, operation in methods.items()
     if path != "/metrics"  # no parameters; covered by the HTTP tests
 ]
+
+
+def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values valid for a (ref-free) JSON schema of the kinds FastAPI emits for this app."""
+    if "anyOf" in schema:
+        return st.one_of([from_schema(s) for s in schema["anyOf"]])
+    kind = schema.get("type")
+    if kind == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if kind == "number":
+        return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False)
+    if kind == "string":
+        return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 64), 64))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "null":
+        return st.none()
+    if kind == "array":
+        return st.lists(from_schema(schema.get("items", {})), max_size=min(schema.get("maxItems", 20), 20))
+    if kind == "object":
+        properties = {k: from_schema(v) for k, v in schema.get("properties", {}).items()}
+        required = set(schema.get("required", []))
+        return st.fixed_dictionaries(
+            {k: v for k, v in properties.items() if k in required},
+            optional={k: v for k, v in properties.items() if k not in required},
+        )
+    return JSON
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),

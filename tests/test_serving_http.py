@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,13 +11,17 @@ from fastapi.testclient import TestClient
 from registry.artifacts import fetch_artifact
 from registry.scoring import Scorer
 from registry.serving.app import create_app
-from tests.serving_fixtures import PROMOTER_TOKEN, ServingShop, serving_shop  # noqa: F401  (session fixture)
 
-TOKEN = {"X-Promoter-Token": PROMOTER_TOKEN}
+if TYPE_CHECKING:
+    from tests.serving_fixtures import ServingShop
+
+pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
+
+TOKEN = {"X-Promoter-Token": "serving-test-token"}  # tests/serving_fixtures.py sets it on the server side
 
 
 @pytest.fixture(scope="module")
-def scorer(serving_shop: ServingShop) -> Scorer:  # noqa: F811
+def scorer(serving_shop: ServingShop) -> Scorer:
     scorer = Scorer(serving_shop.settings)
     yield scorer
     scorer.close()
@@ -28,7 +33,7 @@ def client(scorer: Scorer) -> TestClient:
         yield client
 
 
-def test_score_one_user(client, serving_shop):  # noqa: F811
+def test_score_one_user(client, serving_shop):
     body = client.get(f"/v1/score/{serving_shop.known_user}").json()
     assert body["user_id"] == serving_shop.known_user and body["version"] == serving_shop.v1.version
     assert body["alias"] == "production" and body["cold_start"] is False
@@ -36,7 +41,7 @@ def test_score_one_user(client, serving_shop):  # noqa: F811
     assert other["version"] == serving_shop.v2.version
 
 
-def test_score_batch_keeps_order_and_flags_unknown_users(client, serving_shop):  # noqa: F811
+def test_score_batch_keeps_order_and_flags_unknown_users(client, serving_shop):
     users = [serving_shop.known_user, 10**12, 3]
     response = client.post("/v1/score", json={"user_ids": users})
     assert response.status_code == 200
@@ -64,19 +69,19 @@ def test_bad_requests_get_a_json_error_saying_what_to_do(client, method, path, k
     assert body["error"] == error and says in body["detail"]
 
 
-def test_features_for_applications(client, serving_shop):  # noqa: F811
+def test_features_for_applications(client, serving_shop):
     body = client.get(f"/v1/features/{serving_shop.known_user}").json()
     assert body["feature_service"] == "purchase_v1" and body["version"] == serving_shop.v1.version
     assert body["features"]["view_count_30d"] is not None and body["cold_start"] is False
     assert len(body["features"]) == len(serving_shop.v1.lineage["feature_refs"])
 
 
-def test_models_lists_aliases(client, serving_shop):  # noqa: F811
+def test_models_lists_aliases(client, serving_shop):
     (purchase,) = [m for m in client.get("/v1/models").json() if m["name"] == "purchase"]
     assert purchase["aliases"]["production"] == serving_shop.v1.version
 
 
-def test_alias_moves_need_the_token_and_pass_the_promotion_checks(client, serving_shop, tmp_path):  # noqa: F811
+def test_alias_moves_need_the_token_and_pass_the_promotion_checks(client, serving_shop, tmp_path):
     shop = serving_shop
     url = "/v1/models/purchase/aliases/production"
     move = {"version": shop.v2.version, "reason": "http test", "force": True}
@@ -110,7 +115,7 @@ def test_alias_moves_need_the_token_and_pass_the_promotion_checks(client, servin
         client.app.state.scorer.invalidate("purchase")
 
 
-def test_health_readiness_and_metrics(client, scorer, serving_shop):  # noqa: F811
+def test_health_readiness_and_metrics(client, scorer, serving_shop):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["version"] == serving_shop.v1.version
@@ -128,7 +133,7 @@ def test_health_readiness_and_metrics(client, scorer, serving_shop):  # noqa: F8
         assert response.status_code == 503 and "no alias 'missing'" in response.json()["detail"]
 
 
-def test_a_server_on_an_old_schema_refuses_to_start(serving_shop, tmp_path):  # noqa: F811
+def test_a_server_on_an_old_schema_refuses_to_start(serving_shop, tmp_path):
     settings = serving_shop.settings.with_(database_url=f"sqlite:///{tmp_path / 'absent.db'}")
     with pytest.raises(Exception, match="shopscore db upgrade"):
         with TestClient(create_app(settings)):

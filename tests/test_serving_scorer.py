@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -14,19 +15,23 @@ import torch
 from registry.modeling import ShopModel
 from registry.scoring import InvalidUserId, Scorer
 from registry.serving.config import ModelRoute, ServingConfig, ServingConfigError, bucket
-from tests.serving_fixtures import ServingShop, serving_shop  # noqa: F401  (session fixture)
+
+if TYPE_CHECKING:
+    from tests.serving_fixtures import ServingShop
+
+pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
 
 UNKNOWN_USER = 10**12
 
 
 @pytest.fixture(scope="module")
-def scorer(serving_shop: ServingShop) -> Scorer:  # noqa: F811
+def scorer(serving_shop: ServingShop) -> Scorer:
     scorer = Scorer(serving_shop.settings)
     yield scorer
     scorer.close()
 
 
-def test_known_user_gets_the_production_version_with_fresh_features(scorer, serving_shop):  # noqa: F811
+def test_known_user_gets_the_production_version_with_fresh_features(scorer, serving_shop):
     s = scorer.score(serving_shop.known_user)
     assert (s.model, s.alias, s.version) == ("purchase", "production", serving_shop.v1.version)
     assert s.feature_service == "purchase_v1" and 0.0 < s.probability < 1.0
@@ -39,7 +44,7 @@ def test_unknown_user_is_a_cold_start_scored_on_empty_features(scorer):
     assert 0.0 < s.probability < 1.0
 
 
-def test_features_older_than_the_ttl_are_stale_and_ignored(serving_shop):  # noqa: F811
+def test_features_older_than_the_ttl_are_stale_and_ignored(serving_shop):
     # Score "as of" 30 days later: the 2-day TTL has passed, so the model sees what it sees for a new user.
     later = Scorer(serving_shop.settings, clock=lambda: time.time() + 30 * 86400)
     try:
@@ -65,7 +70,7 @@ def test_malformed_user_id_is_a_clear_error(scorer, bad, match):
         scorer.score(bad)
 
 
-def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serving_shop, monkeypatch):  # noqa: F811
+def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serving_shop, monkeypatch):
     users = [serving_shop.known_user, UNKNOWN_USER, *range(1, 40)]
     singles = [scorer.score(u) for u in users]
     lookups, forwards = [], []
@@ -86,7 +91,7 @@ def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serv
         assert (many.version, many.cold_start, many.stale) == (one.version, one.cold_start, one.stale)
 
 
-def test_each_version_is_loaded_once_in_inference_mode(serving_shop, monkeypatch):  # noqa: F811
+def test_each_version_is_loaded_once_in_inference_mode(serving_shop, monkeypatch):
     loads: list[str] = []
     real = ShopModel.from_pretrained.__func__
     monkeypatch.setattr(
@@ -111,7 +116,7 @@ def test_each_version_is_loaded_once_in_inference_mode(serving_shop, monkeypatch
         scorer.close()
 
 
-def test_alias_move_is_served_within_a_second_with_no_failed_or_foreign_answers(serving_shop):  # noqa: F811
+def test_alias_move_is_served_within_a_second_with_no_failed_or_foreign_answers(serving_shop):
     shop = serving_shop
     scorer = Scorer(shop.settings)
     scorer.warm("purchase", "production")
@@ -155,7 +160,7 @@ def test_alias_move_is_served_within_a_second_with_no_failed_or_foreign_answers(
     assert all(v == shop.v2.version for t, v in answers if t > moved_at + 1.0)
 
 
-def test_split_is_stable_per_user_and_says_which_alias_answered(serving_shop, caplog):  # noqa: F811
+def test_split_is_stable_per_user_and_says_which_alias_answered(serving_shop, caplog):
     shop = serving_shop
     route = ModelRoute(split=(("production", 0.7), ("candidate", 0.3)), shadow="challenger")
     scorer = Scorer(shop.settings, serving=ServingConfig({"purchase": route}))
@@ -184,7 +189,7 @@ def test_split_is_stable_per_user_and_says_which_alias_answered(serving_shop, ca
     assert {line["shadow_version"] for line in shadow_lines} == {shop.v1.version}
 
 
-def test_a_broken_shadow_never_breaks_serving(serving_shop, caplog):  # noqa: F811
+def test_a_broken_shadow_never_breaks_serving(serving_shop, caplog):
     scorer = Scorer(serving_shop.settings, serving=ServingConfig({"purchase": ModelRoute(shadow="nope")}))
     try:
         with caplog.at_level(logging.WARNING, logger="shopscore.shadow"):
