@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 import torch
-from feast import FeatureService, FeatureStore
+from feast import FeatureService, FeatureStore, FeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from registry.artifacts import fetch_artifact
 from registry.db import validate
@@ -36,6 +37,7 @@ from registry.settings import Settings
 from registry.training import resolve_device
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+USER_KEY = "user_id"  # the `user` entity's join key (feature_repo/users.py)
 shadow_log = logging.getLogger("shopscore.shadow")
 log = logging.getLogger(__name__)
 
@@ -98,13 +100,28 @@ def parse_user_id(user_id: object) -> int:
 
 
 @dataclass(frozen=True)
+class _ViewSpec:
+    """One feature view of a FeatureService, as the hot path reads it."""
+
+    view: FeatureView | None  # None: not a plain FeatureView (e.g. on-demand), read through Feast's API
+    names: list[str]
+    columns: list[int]  # positions of `names` in the service's feature list
+    ts_key: str  # the response key of the view's timestamps (Feast's public API)
+    ttl_seconds: float
+
+
+@dataclass(frozen=True)
 class _ServiceSpec:
-    """What the hot path needs from a FeatureService, read from the Feast registry once per service."""
+    """What the hot path needs from a FeatureService, read from the Feast registry once per service (a
+    re-applied view with a new TTL or schema is picked up by a new Scorer, e.g. a restart)."""
 
     service: FeatureService
     names: list[str]
-    # Per feature view: (column indexes into `names`, the response key of its timestamps, TTL in seconds).
-    views: list[tuple[list[int], str, float]]
+    views: list[_ViewSpec]
+    # Every view is a plain FeatureView keyed by user_id alone, so it can be read with the online store's
+    # own online_read (what get_online_features calls), skipping the per-call request planning and the
+    # proto -> dict -> list conversions that cost more than the read itself.
+    direct: bool
 
 
 class Scorer:
@@ -214,34 +231,68 @@ class Scorer:
             views = []
             for projection in service.feature_view_projections:
                 columns = [f.name for f in projection.features]
-                ttl = self.store.get_feature_view(projection.name).ttl
+                try:
+                    view: FeatureView | None = self.store.get_feature_view(projection.name)
+                except Exception:  # on-demand or other view kinds: no TTL of their own, public read path
+                    view = None
+                ttl = view.ttl if view is not None else None
                 seconds = ttl.total_seconds() if ttl and ttl.total_seconds() > 0 else float("inf")
-                views.append(
-                    (list(range(len(names), len(names) + len(columns))), f"{columns[0]}__ts", seconds)
-                )
+                positions = list(range(len(names), len(names) + len(columns)))
+                views.append(_ViewSpec(view, columns, positions, f"{columns[0]}__ts", seconds))
                 names += columns
-            spec = self._services[name] = _ServiceSpec(service, names, views)
+            direct = all(
+                v.view is not None and v.view.join_keys == [USER_KEY] and not p.join_key_map
+                for v, p in zip(views, service.feature_view_projections, strict=True)
+            )
+            spec = self._services[name] = _ServiceSpec(service, names, views, direct)
         return spec
+
+    def _read(self, spec: _ServiceSpec, user_ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(values (B, F) with NaN where absent, per view the snapshot times (B,) in epoch s, 0 if none)."""
+        if not spec.direct:
+            response = self.store.get_online_features(
+                features=spec.service, entity_rows=[{USER_KEY: u} for u in user_ids]
+            ).to_dict(include_event_timestamps=True)
+            # None -> NaN in a float array.
+            values = np.array([response[name] for name in spec.names], dtype="float64").T.copy()
+            return values, [np.asarray(response[v.ts_key], dtype="float64") for v in spec.views]
+        provider = self.store._get_provider()  # Feast is pinned <0.68, where this is stable
+        keys = [
+            EntityKeyProto(join_keys=[USER_KEY], entity_values=[ValueProto(int64_val=u)]) for u in user_ids
+        ]
+        values = np.full((len(user_ids), len(spec.names)), np.nan)
+        stamps_by_view = []
+        for v in spec.views:
+            rows = provider.online_read(
+                config=self.store.config, table=v.view, entity_keys=keys, requested_features=v.names
+            )
+            stamps = np.zeros(len(user_ids))
+            for i, (stamp, found) in enumerate(rows):
+                if not found:
+                    continue
+                stamps[i] = stamp.timestamp()
+                for column, name in zip(v.columns, v.names, strict=True):
+                    proto = found.get(name)
+                    kind = proto.WhichOneof("val") if proto is not None else None
+                    if kind is not None and kind != "null_val":
+                        values[i, column] = getattr(proto, kind)
+            stamps_by_view.append(stamps)
+        return values, stamps_by_view
 
     def _online(
         self, service_name: str, user_ids: list[int]
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(names, values (B, F) NaN where absent or stale, ages (B,) NaN when unknown, stale mask (B,))."""
         spec = self._service(service_name)
-        response = self.store.get_online_features(
-            features=spec.service, entity_rows=[{"user_id": u} for u in user_ids]
-        ).to_dict(include_event_timestamps=True)
+        values, stamps_by_view = self._read(spec, user_ids)
         now = self.clock()
-        # None -> NaN in a float array; no pandas on the hot path.
-        values = np.array([response[name] for name in spec.names], dtype="float64").T.copy()
         newest = np.zeros(len(user_ids))
         stale = np.zeros(len(user_ids), dtype=bool)
-        for columns, ts_key, ttl in spec.views:
-            stamps = np.asarray(response[ts_key], dtype="float64")
-            expired = (stamps > 0) & (now - stamps > ttl)
+        for v, stamps in zip(spec.views, stamps_by_view, strict=True):
+            expired = (stamps > 0) & (now - stamps > v.ttl_seconds)
             # Training never sees a snapshot older than the TTL (Feast drops it), so serving must not either.
             if expired.any():
-                values[np.ix_(expired, columns)] = np.nan
+                values[np.ix_(expired, v.columns)] = np.nan
             stale |= expired
             newest = np.maximum(newest, stamps)
         ages = np.where(newest > 0, now - newest, np.nan)
@@ -273,7 +324,7 @@ class Scorer:
         version = self.resolve(model, alias)
         shop_model = self._model(version)
         names, values, ages, stale = self._online(shop_model.feature_service, ids)
-        probabilities = shop_model.predict_frame(pd.DataFrame(values, columns=names, copy=False))
+        probabilities = shop_model.predict_values(names, values)
         return [
             Score(
                 user_id=uid,

@@ -74,10 +74,10 @@ def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serv
     users = [serving_shop.known_user, UNKNOWN_USER, *range(1, 40)]
     singles = [scorer.score(u) for u in users]
     lookups, forwards = [], []
-    real_lookup = scorer.store.get_online_features
-    monkeypatch.setattr(
-        scorer.store, "get_online_features", lambda **kw: lookups.append(1) or real_lookup(**kw)
-    )
+    # One online-store read per feature view of the service (purchase_v1 has one view).
+    provider = scorer.store._get_provider()
+    real_read = provider.online_read
+    monkeypatch.setattr(provider, "online_read", lambda **kw: lookups.append(1) or real_read(**kw))
     model = scorer._models[("purchase", serving_shop.v1.version)]
     handle = model.register_forward_hook(lambda *args: forwards.append(1))
     try:
@@ -211,3 +211,20 @@ def test_serving_config_refuses_bad_shares_and_names_the_fix(tmp_path):
     )
     route = ServingConfig.from_yaml(path).route("purchase")
     assert route.split == (("production", 0.9), ("candidate", 0.1)) and route.shadow == "challenger"
+
+
+def test_direct_online_read_matches_feasts_public_api(scorer, serving_shop):
+    # The hot path reads the online store itself (skipping get_online_features' planning); it must return
+    # exactly what get_online_features returns for the same FeatureService, absent users included.
+    users = [serving_shop.known_user, UNKNOWN_USER, 1, 2, 3]
+    spec = scorer._service("purchase_v1")
+    assert spec.direct
+    public = scorer.store.get_online_features(
+        features=spec.service, entity_rows=[{"user_id": u} for u in users]
+    ).to_dict(include_event_timestamps=True)
+    values, stamps = scorer._read(spec, users)
+    for column, name in enumerate(spec.names):
+        expected = [float("nan") if v is None else float(v) for v in public[name]]
+        assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
+    (view,) = spec.views
+    assert stamps[0].tolist() == pytest.approx([float(t or 0) for t in public[view.ts_key]])
