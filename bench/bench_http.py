@@ -3,8 +3,10 @@
 
     .venv/bin/python bench/bench_http.py [--profile redis] [--concurrency 16] [--seconds 10]
 
-Both servers run as subprocesses with one worker each; the load generator is one asyncio process with a
-fixed number of connections, sending single-user requests for random known users for a bounded time.
+Both servers run as subprocesses with one worker each. The load generator is `wrk` when installed
+(`apt-get install wrk`: C, so the generator costs little CPU next to the servers), else an asyncio/httpx
+client; either keeps a fixed number of connections busy with single-user requests for random known users,
+for a bounded time.
 Prints a markdown table. Not a test: numbers depend on the machine.
 """
 
@@ -14,6 +16,8 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,6 +95,50 @@ async def load(make_request, users: list[int], concurrency: int, seconds: float)
     }
 
 
+WRK_SCORE = """
+users = {%s}
+request = function()
+  return wrk.format("GET", "/v1/score/" .. users[math.random(#users)])
+end
+"""
+WRK_FEAST = """
+users = {%s}
+request = function()
+  local user = users[math.random(#users)]
+  local body = '{"feature_service": "purchase_v1", "entities": {"user_id": [' .. user .. ']}}'
+  return wrk.format("POST", "/get-online-features", {["Content-Type"] = "application/json"}, body)
+end
+"""
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(base: str, script: str, users: list[int], concurrency: int, seconds: float) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script % ", ".join(str(u) for u in users))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", lua.name, base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(lua.name)
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
+        return float(value) * UNIT_MS[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "elapsed": max(1, round(seconds)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="", help='"" (SQLite online store) or "redis"')
@@ -99,6 +147,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings, users = shop(args.profile)
+    use_wrk = shutil.which("wrk") is not None
     env = {**os.environ, **settings_env(settings)}
     ours, feast_port = free_port(), free_port()
     # `feast serve` reads feature_store.yaml from its repo dir: write the profile's config, variables
@@ -143,17 +192,21 @@ def main() -> None:
     try:
         wait_ready(f"http://{HOST}:{ours}/readyz", servers["shopscore serve (Feast lookup + model)"])
         wait_ready(f"http://{HOST}:{feast_port}/health", servers["feast serve (lookup only)"])
-        results = {}
+        results: dict[str, list[dict[str, float]]] = {}
+        targets = {
+            "feast serve (lookup only)": (feast_lookup, f"http://{HOST}:{feast_port}", WRK_FEAST),
+            "shopscore serve (Feast lookup + model)": (score, f"http://{HOST}:{ours}", WRK_SCORE),
+        }
         # Alternate short rounds so both servers see the same background load on a shared machine.
         rounds = 2
         for _ in range(rounds):
-            for name, fn in (
-                ("feast serve (lookup only)", feast_lookup),
-                ("shopscore serve (Feast lookup + model)", score),
-            ):
-                r = asyncio.run(load(fn, users, args.concurrency, args.seconds / rounds))
-                acc = results.setdefault(name, [])
-                acc.append(r)
+            for name, (fn, base, script) in targets.items():
+                seconds = args.seconds / rounds
+                if use_wrk:
+                    r = run_wrk(base, script, users, args.concurrency, seconds)
+                else:
+                    r = asyncio.run(load(fn, users, args.concurrency, seconds))
+                results.setdefault(name, []).append(r)
     finally:
         for process in servers.values():
             process.terminate()
@@ -161,7 +214,8 @@ def main() -> None:
             process.wait(timeout=30)
 
     profile = args.profile or "sqlite (embedded)"
-    print(f"\n### HTTP, one worker per server, concurrency {args.concurrency}, online store: {profile}\n")
+    loader = "wrk" if use_wrk else "httpx/asyncio"
+    print(f"\n### HTTP, one worker per server, concurrency {args.concurrency} ({loader}), store: {profile}\n")
     print("| server | requests/s | p50 ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: |")
     summary = {}

@@ -263,8 +263,9 @@ class Scorer:
         values = np.full((len(user_ids), len(spec.names)), np.nan)
         stamps_by_view = []
         for v in spec.views:
+            # A copy: the Redis store appends its timestamp key to the list it is given.
             rows = provider.online_read(
-                config=self.store.config, table=v.view, entity_keys=keys, requested_features=v.names
+                config=self.store.config, table=v.view, entity_keys=keys, requested_features=list(v.names)
             )
             stamps = np.zeros(len(user_ids))
             for i, (stamp, found) in enumerate(rows):

@@ -228,3 +228,19 @@ def test_direct_online_read_matches_feasts_public_api(scorer, serving_shop):
         assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
     (view,) = spec.views
     assert stamps[0].tolist() == pytest.approx([float(t or 0) for t in public[view.ts_key]])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_scoring_on_cuda_matches_cpu(serving_shop):
+    users = [serving_shop.known_user, UNKNOWN_USER, 1, 2, 3]
+    cpu = Scorer(serving_shop.settings.with_(device="cpu"))
+    gpu = Scorer(serving_shop.settings.with_(device="cuda"))
+    try:
+        on_gpu = gpu.score_many(users)
+        assert next(gpu._models[("purchase", serving_shop.v1.version)].parameters()).is_cuda
+        for a, b in zip(cpu.score_many(users), on_gpu, strict=True):
+            assert b.probability == pytest.approx(a.probability, abs=1e-5)
+    finally:
+        cpu.close()
+        gpu.close()
