@@ -109,7 +109,7 @@ request = function()
   return wrk.format("POST", "/get-online-features", {["Content-Type"] = "application/json"}, body)
 end
 """
-UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def run_wrk(base: str, script: str, users: list[int], concurrency: int, seconds: float) -> dict[str, float]:
@@ -122,10 +122,14 @@ def run_wrk(base: str, script: str, users: list[int], concurrency: int, seconds:
         check=True,
     ).stdout
     os.unlink(lua.name)
+    if os.environ.get("SHOPSCORE_BENCH_VERBOSE"):
+        print(out, file=sys.stderr)
 
     def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
-        return float(value) * UNIT_MS[unit]
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)([a-z]+)\s*$", out, re.M)
+        if found is None:  # wrk prints no distribution when nothing completed
+            return float("nan")
+        return float(found.group(1)) * UNIT_MS.get(found.group(2), float("nan"))
 
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
