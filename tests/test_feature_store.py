@@ -10,7 +10,7 @@ from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import build_training_set, entity_rows, labels
 from registry.settings import Settings
-from tests.helpers import random_events
+from helpers import random_events
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from registry.events.schema import EVENT_TYPES
 from registry.features.pipeline import ACTIVE_TAIL_DAYS, build_user_features, feature_columns
-from tests.helpers import random_events
+from helpers import random_events
 
 
 def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, float]:

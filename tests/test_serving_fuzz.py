@@ -21,9 +21,9 @@ from registry.scoring import Scorer
 from registry.serving.app import create_app
 
 if TYPE_CHECKING:
-    from tests.serving_fixtures import ServingShop
+    from serving_fixtures import ServingShop
 
-pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
+pytest_plugins = ["serving_fixtures"]  # the session-wide tiny shop
 
 
 @pytest.fixture(scope="module")

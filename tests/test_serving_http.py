@@ -13,11 +13,11 @@ from registry.scoring import Scorer
 from registry.serving.app import create_app
 
 if TYPE_CHECKING:
-    from tests.serving_fixtures import ServingShop
+    from serving_fixtures import ServingShop
 
-pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
+pytest_plugins = ["serving_fixtures"]  # the session-wide tiny shop
 
-TOKEN = {"X-Promoter-Token": "serving-test-token"}  # tests/serving_fixtures.py sets it on the server side
+TOKEN = {"X-Promoter-Token": "serving-test-token"}  # serving_fixtures.py sets it on the server side
 
 
 @pytest.fixture(scope="module")

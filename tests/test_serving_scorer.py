@@ -17,9 +17,9 @@ from registry.scoring import InvalidUserId, Scorer
 from registry.serving.config import ModelRoute, ServingConfig, ServingConfigError, bucket
 
 if TYPE_CHECKING:
-    from tests.serving_fixtures import ServingShop
+    from serving_fixtures import ServingShop
 
-pytest_plugins = ["tests.serving_fixtures"]  # the session-wide tiny shop
+pytest_plugins = ["serving_fixtures"]  # the session-wide tiny shop
 
 UNKNOWN_USER = 10**12
 
