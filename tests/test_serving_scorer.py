@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -244,3 +245,66 @@ def test_scoring_on_cuda_matches_cpu(serving_shop):
     finally:
         cpu.close()
         gpu.close()
+
+
+@pytest.fixture(scope="module")
+def redis_settings(serving_shop):
+    """The same shop served from the Redis profile: Feast SQL registry in a fresh PostgreSQL database, online
+    store in Redis database 6. Skipped, with the reason, when either server is unreachable."""
+    import uuid
+
+    import redis
+    import sqlalchemy as sa
+
+    from registry import jobs
+
+    redis_url = os.environ.get("SHOPSCORE_TEST_REDIS_URL", "127.0.0.1:6379")
+    host, port = redis_url.split(",")[0].split(":")
+    admin_url = os.environ.get(
+        "SHOPSCORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    admin = sa.create_engine(admin_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        redis.Redis(host=host, port=int(port), socket_connect_timeout=2).ping()
+        with admin.connect() as conn:
+            database = f"serving_feast_{uuid.uuid4().hex[:8]}"
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    except Exception as exc:  # unreachable servers skip these tests and say why
+        admin.dispose()
+        pytest.skip(f"Redis or PostgreSQL unreachable ({type(exc).__name__}: {exc})")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SHOPSCORE_REDIS", f"{host}:{port},db=6")
+    mp.setenv("SHOPSCORE_FEAST_REGISTRY_URL", f"{admin_url.rsplit('/', 1)[0]}/{database}")
+    settings = serving_shop.settings.with_(feast_profile="redis")
+    jobs.apply_features(settings)
+    jobs.materialize_features(settings)
+    yield settings
+    mp.undo()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_redis_profile_serves_the_same_features_and_scores(redis_settings, scorer, serving_shop):
+    users = [serving_shop.known_user, UNKNOWN_USER, 1, 2, 3]
+    on_redis = Scorer(redis_settings)
+    try:
+        spec = on_redis._service("purchase_v1")
+        assert spec.direct
+        values, _ = on_redis._read(spec, users)
+        # Twice: the Redis store once mutated the feature list it was given, breaking the second read.
+        again, _ = on_redis._read(spec, users)
+        public = on_redis.store.get_online_features(
+            features=spec.service, entity_rows=[{"user_id": u} for u in users]
+        ).to_dict()
+        for column, name in enumerate(spec.names):
+            expected = [float("nan") if v is None else float(v) for v in public[name]]
+            assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
+            assert again[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
+        for a, b in zip(scorer.score_many(users), on_redis.score_many(users), strict=True):
+            assert (b.version, b.cold_start, b.stale) == (a.version, a.cold_start, a.stale)
+            assert b.probability == pytest.approx(a.probability, abs=1e-6)
+    finally:
+        on_redis.close()
