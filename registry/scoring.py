@@ -23,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 import torch
 from feast import FeatureService, FeatureStore, FeatureView
+from feast.errors import FeastObjectNotFoundException
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
@@ -30,7 +31,7 @@ from registry.artifacts import fetch_artifact
 from registry.db import validate
 from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
-from registry.features.store import open_store
+from registry.features.store import FeatureRepoError, open_store
 from registry.modeling import ShopModel
 from registry.serving.config import ServingConfig
 from registry.settings import Settings
@@ -226,7 +227,13 @@ class Scorer:
     def _service(self, name: str) -> _ServiceSpec:
         spec = self._services.get(name)
         if spec is None:
-            service = self.store.get_feature_service(name)
+            try:
+                service = self.store.get_feature_service(name)
+            except FeastObjectNotFoundException as exc:
+                raise FeatureRepoError(
+                    f"the model needs FeatureService {name!r}, which the Feast registry lacks ({exc}); "
+                    f"run `shopscore features apply` (and `features materialize`) with this feature repo"
+                ) from None
             names: list[str] = []
             views = []
             for projection in service.feature_view_projections:

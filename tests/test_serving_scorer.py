@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
+from registry.features.store import FeatureRepoError
 from registry.modeling import ShopModel
 from registry.scoring import InvalidUserId, Scorer
 from registry.serving.config import ModelRoute, ServingConfig, ServingConfigError, bucket
@@ -308,3 +309,8 @@ def test_redis_profile_serves_the_same_features_and_scores(redis_settings, score
             assert b.probability == pytest.approx(a.probability, abs=1e-6)
     finally:
         on_redis.close()
+
+
+def test_a_feature_service_missing_from_feast_names_the_fix(scorer):
+    with pytest.raises(FeatureRepoError, match="shopscore features apply"):
+        scorer._service("no_such_service")
