@@ -69,6 +69,16 @@ class MLPEncoder(Encoder):
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         return {"x": torch.as_tensor(self._raw(frame), dtype=torch.float32)}
 
+    def featurize_values(self, names: list[str], values: np.ndarray) -> dict[str, torch.Tensor]:
+        """`featurize` for a (B, F) float array with columns `names` (NaN = missing), without pandas."""
+        if names != self.config.features:
+            missing = [f for f in self.config.features if f not in names]
+            if missing:
+                raise KeyError(f"mlp encoder: feature values lack column(s) {missing}")
+            values = values[:, [names.index(f) for f in self.config.features]]
+        raw = np.sign(values) * np.log1p(np.abs(values))
+        return {"x": torch.from_numpy(raw.astype(np.float32))}
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = batch["x"]  # (B, F), NaN where missing
         missing = torch.isnan(x)

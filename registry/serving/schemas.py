@@ -1,0 +1,103 @@
+"""Request and response bodies of the HTTP API (pydantic), so the OpenAPI spec describes every answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from registry.scoring import INT64_MAX, INT64_MIN
+
+UserId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="The shop's integer (int64) user id.")]
+ModelName = Annotated[str, Field(min_length=1, max_length=128, description="Registered model name.")]
+AliasName = Annotated[str, Field(min_length=1, max_length=64, description="Alias, e.g. production.")]
+MAX_BATCH = 10_000
+
+
+class ScoreOut(BaseModel):
+    user_id: int
+    probability: float = Field(description="Predicted probability of a purchase within the model's horizon.")
+    model: str
+    version: int
+    alias: str = Field(description="The alias that answered (a traffic split may pick another than asked).")
+    feature_service: str
+    feature_age_seconds: float | None = Field(
+        description="Age of the user's features; null for unknown users."
+    )
+    stale: bool = Field(description="Features were older than their view's TTL and were ignored.")
+    cold_start: bool = Field(description="The online store has nothing for this user.")
+
+
+class BatchScoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    user_ids: list[UserId] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} user ids.")
+    model: ModelName = "purchase"
+    alias: AliasName = "production"
+
+
+class BatchScoreOut(BaseModel):
+    scores: list[ScoreOut]
+
+
+class FeaturesOut(BaseModel):
+    user_id: int
+    model: str
+    version: int
+    alias: str
+    feature_service: str
+    features: dict[str, float | None] = Field(
+        description="Feature values as the model reads them (null: absent)."
+    )
+    feature_age_seconds: float | None
+    stale: bool
+    cold_start: bool
+
+
+class ModelOut(BaseModel):
+    name: str
+    created_at: datetime
+    latest_version: int | None
+    version_count: int
+    aliases: dict[str, int] = Field(description="alias -> version")
+
+
+class AliasMoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=2**31 - 1, description="The version the alias should point at.")
+    reason: str = Field(min_length=1, max_length=2000, description="Why: kept in the audit log.")
+    actor: str | None = Field(default=None, max_length=128, description="Who (default: the server's user).")
+    force: bool = Field(default=False, description="Override promotion-check vetoes (recorded as forced).")
+
+
+class AliasEventOut(BaseModel):
+    id: int
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    action: str
+    actor: str
+    reason: str
+    forced: bool
+    created_at: datetime
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="Kind of error, e.g. UnknownAlias.")
+    detail: str = Field(description="What went wrong and how to fix it.")
+    reasons: list[str] | None = Field(default=None, description="Each promotion-check veto, when refused.")
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    detail: str | None = None
+    model: str | None = None
+    alias: str | None = None
+    version: int | None = None
