@@ -18,6 +18,7 @@ from feast import FeatureStore
 
 from registry.artifacts import fetch_artifact
 from registry.db.store import ModelRegistry, ModelVersion
+from registry.features.online import read_online
 from registry.features.store import open_store
 from registry.modeling import ShopModel
 from registry.settings import Settings
@@ -69,7 +70,6 @@ class Scorer:
         self.store: FeatureStore = open_store(self.settings)
         self.device = resolve_device(self.settings.device)
         self._models: dict[tuple[str, int], ShopModel] = {}
-        self._ttl_seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _model(self, version: ModelVersion) -> ShopModel:
@@ -82,32 +82,8 @@ class Scorer:
 
     def _online(self, service_name: str, user_ids: list[int]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """Online features for the users, with NaN where absent or stale, their ages, and a stale mask."""
-        service = self.store.get_feature_service(service_name)
-        response = self.store.get_online_features(
-            features=service, entity_rows=[{"user_id": u} for u in user_ids]
-        ).to_dict(include_event_timestamps=True)
-        now = self.clock()
-        names = [f.name for p in service.feature_view_projections for f in p.features]
-        frame = pd.DataFrame({name: pd.array(response[name], dtype="Float64") for name in names})
-        newest = np.zeros(len(user_ids))
-        stale = np.zeros(len(user_ids), dtype=bool)
-        for projection in service.feature_view_projections:
-            ttl = self._view_ttl(projection.name)
-            columns = [f.name for f in projection.features]
-            stamps = np.asarray(response[f"{columns[0]}__ts"], dtype="float64")
-            expired = (stamps > 0) & (now - stamps > ttl)
-            # Training never sees a snapshot older than the TTL (Feast drops it), so serving must not either.
-            frame.loc[expired, columns] = pd.NA
-            stale |= expired
-            newest = np.maximum(newest, stamps)
-        ages = np.where(newest > 0, now - newest, np.nan)
-        return frame.astype("float64"), ages, stale
-
-    def _view_ttl(self, view_name: str) -> float:
-        if view_name not in self._ttl_seconds:
-            ttl = self.store.get_feature_view(view_name).ttl
-            self._ttl_seconds[view_name] = ttl.total_seconds() if ttl and ttl.total_seconds() > 0 else float("inf")
-        return self._ttl_seconds[view_name]
+        read = read_online(self.store, service_name, user_ids, now=self.clock())
+        return _numeric(read.frame), read.newest_age(), read.any_expired()
 
     def score_many(
         self, user_ids: Sequence[object], *, model: str = "purchase", alias: str = "production"
@@ -138,6 +114,17 @@ class Scorer:
 
     def score(self, user_id: object, *, model: str = "purchase", alias: str = "production") -> Score:
         return self.score_many([user_id], model=model, alias=alias)[0]
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scalar number columns as float64 with NaN for missing; list and text columns stay as they are."""
+    out = {}
+    for name, column in frame.items():
+        try:
+            out[name] = pd.array(column.tolist(), dtype="Float64").to_numpy(dtype="float64", na_value=np.nan)
+        except (TypeError, ValueError):
+            out[name] = column
+    return pd.DataFrame(out, index=frame.index)
 
 
 _default: Scorer | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,7 +65,9 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame.columns:
             out[column] = frame[column]
         else:
-            out[column] = pd.Series(pd.NA, index=frame.index, dtype=dtype if dtype != "float64" else "float64")
+            # float64 holds NaN, not pd.NA: a missing price column must become NaN, not fail.
+            missing = np.nan if dtype == "float64" else pd.NA
+            out[column] = pd.Series(missing, index=frame.index, dtype=dtype)
         if column == "event_time":
             out[column] = pd.to_datetime(out[column], utc=True)
         else:
