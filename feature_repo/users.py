@@ -57,17 +57,25 @@ user_activity = FeatureView(
     ttl=timedelta(days=2),
     schema=_count_fields
     + [
-        Field(name="spend_30d", dtype=Float64, description="Purchase value (price x quantity), last 30 days."),
+        Field(
+            name="spend_30d", dtype=Float64, description="Purchase value (price x quantity), last 30 days."
+        ),
         Field(name="spend_total", dtype=Float64, description="Purchase value over the whole history."),
         Field(name="purchases_total", dtype=Int64, description="Purchase events over the whole history."),
         Field(name="active_days_30d", dtype=Int64, description="Days with any event in the last 30 days."),
-        Field(name="view_to_cart_30d", dtype=Float64, description="Carts per view, last 30 days (0 if none)."),
         Field(
-            name="cart_to_purchase_30d", dtype=Float64, description="Purchases per cart, last 30 days (0 if none)."
+            name="view_to_cart_30d", dtype=Float64, description="Carts per view, last 30 days (0 if none)."
+        ),
+        Field(
+            name="cart_to_purchase_30d",
+            dtype=Float64,
+            description="Purchases per cart, last 30 days (0 if none).",
         ),
         Field(name="hours_since_last_event", dtype=Float64, description="Hours from the last event to T."),
         Field(
-            name="hours_since_last_cart", dtype=Float64, description="Hours from the last cart to T (null: never)."
+            name="hours_since_last_cart",
+            dtype=Float64,
+            description="Hours from the last cart to T (null: never).",
         ),
         Field(
             name="hours_since_last_purchase",
@@ -76,7 +84,11 @@ user_activity = FeatureView(
         ),
     ]
     + [
-        Field(name=f"{etype}_count_1h", dtype=Int64, description=f"Number of {etype} events in the hour before T.")
+        Field(
+            name=f"{etype}_count_1h",
+            dtype=Int64,
+            description=f"Number of {etype} events in the hour before T.",
+        )
         for etype in EVENT_TYPES
     ]
     + [
@@ -89,7 +101,11 @@ user_activity = FeatureView(
         for days in (7, 30)
     ]
     + [
-        Field(name="sessions_7d", dtype=Int64, description="Distinct sessions with an event in the 7 days before T."),
+        Field(
+            name="sessions_7d",
+            dtype=Int64,
+            description="Distinct sessions with an event in the 7 days before T.",
+        ),
         Field(
             name="mean_view_price_30d",
             dtype=Float64,
@@ -128,8 +144,8 @@ user_sequence = FeatureView(
         Field(
             name="seq_event_type",
             dtype=Array(Int64),
-            description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, search=6) "
-            "of the last 50 events before T, oldest first.",
+            description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, "
+            "search=6) of the last 50 events before T, oldest first.",
         ),
         Field(
             name="seq_category",
@@ -139,7 +155,7 @@ user_sequence = FeatureView(
         Field(
             name="seq_price_bucket",
             dtype=Array(Int64),
-            description="1 + floor(log2(1 + price)) capped at 15 (0: no price) of the last 50 events before T.",
+            description="1 + floor(log2(1 + price)), at most 15 (0: no price), of the last 50 events.",
         ),
         Field(
             name="seq_seconds_since_prev",
@@ -178,8 +194,14 @@ user_realtime = FeatureView(
     ttl=timedelta(days=1),
     schema=[
         Field(name="last_event_type", dtype=String, description="Type of the user's newest event."),
-        Field(name="last_event_at", dtype=Float64, description="Time of the newest event, unix seconds (UTC)."),
-        Field(name="cart_count_today", dtype=Int64, description="Cart events so far on the newest event's UTC day."),
+        Field(
+            name="last_event_at", dtype=Float64, description="Time of the newest event, unix seconds (UTC)."
+        ),
+        Field(
+            name="cart_count_today",
+            dtype=Int64,
+            description="Cart events so far on the newest event's UTC day.",
+        ),
     ],
     source=user_realtime_push,
     online=True,
@@ -224,7 +246,7 @@ def user_request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
 purchase_seq_v1 = FeatureService(
     name="purchase_seq_v1",
     features=[user_activity, user_sequence],
-    description="Inputs of sequence and text purchase models: the aggregates plus event sequence and queries.",
+    description="Inputs of sequence and text purchase models: aggregates plus event sequence and queries.",
 )
 
 purchase_rt_v1 = FeatureService(

@@ -6,7 +6,8 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,11 @@ def events_push(file: Path, as_json: bool) -> None:
         result = push_events(_settings(), read_event_file(file))
     except (EventSchemaError, ValueError, FileNotFoundError) as exc:
         raise click.BadParameter(str(exc), param_hint="FILE") from None
-    summary = {"events": result.events, "users_pushed": result.users_pushed, "users_skipped": result.users_skipped}
-    _echo_json(summary) if as_json else click.echo(
-        f"pushed {result.events:,} events: {result.users_pushed:,} users updated online"
-        + (f", {result.users_skipped:,} skipped (older than their online state)" if result.users_skipped else "")
-    )
+    if as_json:
+        _echo_json(asdict(result))
+        return
+    late = f", {result.users_skipped:,} skipped (older than their online state)" * bool(result.users_skipped)
+    click.echo(f"pushed {result.events:,} events: {result.users_pushed:,} users updated online{late}")
 
 
 # --- features -------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def features_materialize(start: datetime | None) -> None:
     """Load the newest snapshots into the online store (incremental after the first run)."""
     from registry import jobs
 
-    jobs.materialize_features(_settings(), start=start.replace(tzinfo=timezone.utc) if start else None)
+    jobs.materialize_features(_settings(), start=start.replace(tzinfo=UTC) if start else None)
     click.echo("materialized")
 
 

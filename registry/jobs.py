@@ -65,7 +65,9 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
         if (settings.features_dir / name).is_file()
     ]
     if not stamps:
-        raise FileNotFoundError(f"no feature files in {settings.features_dir}; run `shopscore features build` first")
+        raise FileNotFoundError(
+            f"no feature files in {settings.features_dir}; run `shopscore features build` first"
+        )
     feast_store.materialize(settings, start=min(stamps).to_pydatetime())
 
 

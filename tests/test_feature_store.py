@@ -80,12 +80,16 @@ def test_sequence_lists_round_trip_online_and_offline(materialized):
     # Offline: the newest sequence row at or before each cutoff, lists intact.
     cutoff = pd.Timestamp("2024-04-10 08:00", tz="UTC")
     store = feast_store.open_store(settings)
-    frame = build_training_set(store, events, service_name="purchase_seq_v1", cutoffs=[cutoff], horizon_days=7)
+    frame = build_training_set(
+        store, events, service_name="purchase_seq_v1", cutoffs=[cutoff], horizon_days=7
+    )
     asof = sequences[sequences["event_timestamp"] <= cutoff].sort_values("event_timestamp")
     asof = asof.groupby("user_id").tail(1).set_index("user_id")
     checked = 0
     for _, row in frame.iterrows():
-        if row["user_id"] in asof.index and asof.loc[row["user_id"], "event_timestamp"] > cutoff - pd.Timedelta(days=30):
+        if row["user_id"] in asof.index and asof.loc[
+            row["user_id"], "event_timestamp"
+        ] > cutoff - pd.Timedelta(days=30):
             assert list(row["last_queries"]) == list(asof.loc[row["user_id"], "last_queries"])
             assert list(row["seq_category"]) == list(asof.loc[row["user_id"], "seq_category"])
             checked += 1
@@ -164,7 +168,11 @@ def test_training_set_uses_no_event_after_its_cutoff(applied, tmp_path):
             )
             mine = frame[frame["event_timestamp"] == cutoff].reset_index(drop=True)
             assert len(mine) == len(past) > 5
-            features = [c for c in mine.columns if c not in ("user_id", "event_timestamp") and not c.startswith("label_")]
+            features = [
+                c
+                for c in mine.columns
+                if c not in ("user_id", "event_timestamp") and not c.startswith("label_")
+            ]
             for name in features:
                 a, b = [_comparable(v) for v in mine[name]], [_comparable(v) for v in past[name]]
                 assert a == b, f"{service}:{name} at {cutoff} used events after the cutoff"
@@ -199,7 +207,9 @@ def test_labels_come_strictly_after_the_cutoff_within_the_horizon():
     for user, row in got.iterrows():
         assert row["label_purchase"] == int(user in set(window["user_id"]))
         expected = first_category.get(user)
-        assert (pd.isna(row["label_next_category"]) and expected is None) or row["label_next_category"] == expected
+        assert (pd.isna(row["label_next_category"]) and expected is None) or row[
+            "label_next_category"
+        ] == expected
     assert got["label_next_category"].notna().any() and got["label_next_category"].isna().any()
 
 

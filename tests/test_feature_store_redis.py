@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.settings import Settings
 from tests.helpers import random_events
@@ -87,4 +86,3 @@ def test_redis_profile_without_its_variables_is_a_clear_error(settings: Settings
     monkeypatch.delenv("SHOPSCORE_REDIS", raising=False)
     with pytest.raises(feast_store.FeatureRepoError, match=r"SHOPSCORE_\w+.*export it"):
         feast_store.repo_config(settings.with_(feast_profile="redis"))
-

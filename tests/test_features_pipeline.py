@@ -89,15 +89,26 @@ def test_snapshots_match_brute_force_recomputation(grain: str):
         row = snapshots.iloc[i]
         expected = brute_force(events, int(row["user_id"]), row["event_timestamp"])
         for name, value in expected.items():
-            assert row[name] == pytest.approx(value, nan_ok=True), (name, row["user_id"], row["event_timestamp"])
+            assert row[name] == pytest.approx(value, nan_ok=True), (
+                name,
+                row["user_id"],
+                row["event_timestamp"],
+            )
 
 
 def test_distinct_counts_are_exact_not_sums_of_daily_distincts():
     # The same item on three days and a session over midnight count once.
     events = random_events(n=6, users=1, days=3)
     events["event_time"] = pd.to_datetime(
-        ["2024-03-01 10:00", "2024-03-02 10:00", "2024-03-03 10:00", "2024-03-03 23:50", "2024-03-04 00:10",
-         "2024-03-04 05:00"], utc=True,
+        [
+            "2024-03-01 10:00",
+            "2024-03-02 10:00",
+            "2024-03-03 10:00",
+            "2024-03-03 23:50",
+            "2024-03-04 00:10",
+            "2024-03-04 05:00",
+        ],
+        utc=True,
     )
     events["event_type"] = "view"
     events["item_id"] = [7, 7, 7, 8, 8, 9]

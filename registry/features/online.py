@@ -41,11 +41,15 @@ class OnlineRead:
         return np.fmin.reduce(np.vstack(list(self.age_seconds.values())), axis=0)  # fmin skips NaN
 
     def any_expired(self) -> np.ndarray:
-        return np.logical_or.reduce(list(self.expired.values())) if self.expired else np.zeros(len(self.frame), bool)
+        return (
+            np.logical_or.reduce(list(self.expired.values()))
+            if self.expired
+            else np.zeros(len(self.frame), bool)
+        )
 
 
 def stored_views(store: FeatureStore, service: FeatureService) -> list[ViewColumns]:
-    """The service's views that hold stored rows (on-demand views are computed per request, so never stale)."""
+    """The service's views that hold stored rows (on-demand views are computed per request: never stale)."""
     odfv_names = {v.name for v in store.list_on_demand_feature_views()}
     out = []
     for projection in service.feature_view_projections:
@@ -87,14 +91,12 @@ def request_fields(store: FeatureStore, service: FeatureService) -> list[str]:
     odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
     for projection in service.feature_view_projections:
         view = odfvs.get(projection.name)
-        for source in (view.source_request_sources.values() if view else []):
+        for source in view.source_request_sources.values() if view else []:
             names += [f.name for f in source.schema if f.name not in names]
     return names
 
 
-def read_online(
-    store: FeatureStore, service_name: str, user_ids: Sequence[int], *, now: float
-) -> OnlineRead:
+def read_online(store: FeatureStore, service_name: str, user_ids: Sequence[int], *, now: float) -> OnlineRead:
     """Online features of `user_ids` by FeatureService as of `now` (unix seconds), stale values masked."""
     service = store.get_feature_service(service_name)
     extra = {name: now for name in request_fields(store, service)}

@@ -220,7 +220,9 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(indices.fill_null(0)).astype("int64"), valid
 
 
-def _bounded(events: pd.DataFrame, end: pd.Timestamp | None, step: pd.Timedelta) -> tuple[pd.DataFrame, int | None]:
+def _bounded(
+    events: pd.DataFrame, end: pd.Timestamp | None, step: pd.Timedelta
+) -> tuple[pd.DataFrame, int | None]:
     if events.empty:
         raise ValueError("no events to build features from; generate or import events first")
     if end is None:
@@ -303,7 +305,9 @@ def build_user_features(
     return out[["user_id", "event_timestamp", *feature_columns()]]
 
 
-def _hours_since_last(grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot: pd.Series) -> np.ndarray:
+def _hours_since_last(
+    grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot: pd.Series
+) -> np.ndarray:
     """Hours from the newest (masked) event before T to T, carried forward within each user; NaN if none."""
     rows = grid.event_row if mask is None else grid.event_row[mask]
     times = t_ns if mask is None else t_ns[mask]
@@ -321,7 +325,9 @@ def _hours_since_last(grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, sna
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     """numerator / denominator, 0 where the denominator is 0 (no views means no conversion to measure)."""
     den = denominator.to_numpy(dtype="float64")
-    return pd.Series(np.divide(numerator.to_numpy(dtype="float64"), den, out=np.zeros_like(den), where=den > 0))
+    return pd.Series(
+        np.divide(numerator.to_numpy(dtype="float64"), den, out=np.zeros_like(den), where=den > 0)
+    )
 
 
 # ---- sequences -------------------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ class PushResult:
 def read_event_file(path: Path) -> pd.DataFrame:
     """A CSV or parquet file of canonical events (see registry/events/schema.py)."""
     if not path.is_file():
-        raise FileNotFoundError(f"event file {path} not found; pass a CSV or parquet file of canonical events")
+        raise FileNotFoundError(
+            f"event file {path} not found; pass a CSV or parquet file of canonical events"
+        )
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":

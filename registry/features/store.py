@@ -12,7 +12,7 @@ import os
 import string
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -100,7 +100,7 @@ def materialize(
     reloads every view from `start`, e.g. after rebuilding the snapshots.
     """
     store = open_store(settings)
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
     if backfill:
         if start is None:

@@ -42,7 +42,9 @@ def labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.Da
     the purchase value, and the category of the first purchase that has one (null: none).
     """
     columns = ["user_id", "event_time", "price", "quantity", "category"]
-    purchases = events.loc[events["event_type"] == "purchase", columns].sort_values("event_time", kind="stable")
+    purchases = events.loc[events["event_type"] == "purchase", columns].sort_values(
+        "event_time", kind="stable"
+    )
     value = purchases["price"].fillna(0.0) * purchases["quantity"].fillna(1).astype("float64")
     purchases = purchases.assign(value=value)
     horizon = pd.Timedelta(days=horizon_days)
