@@ -179,34 +179,40 @@ def _grid(events: pd.DataFrame, step: pd.Timedelta, last_step: int | None) -> Gr
     return Grid(step_ns, np.asarray(users), first, offsets, codes, event_step, row)
 
 
-def _window_sum(values: np.ndarray, group_start: np.ndarray, window: int) -> np.ndarray:
-    """Sum of the last `window` rows (this row included) within each user's contiguous block of rows."""
-    csum = np.cumsum(values, axis=0)
-    before_block = np.where((group_start > 0)[:, None], csum[np.maximum(group_start - 1, 0)], 0.0)
-    block_csum = csum - before_block  # running sum that restarts at each user's first row
-    back = np.arange(len(values)) - window
-    inside = back >= group_start  # the row `window` back still belongs to the same user
-    prior = np.where(inside[:, None], block_csum[np.maximum(back, 0)], 0.0)
-    return np.rint((block_csum - prior) * 1e6) / 1e6  # drop float noise from the differences
+def _window_sums(values: np.ndarray, group_start: np.ndarray, windows: list[int]) -> list[np.ndarray]:
+    """Per window `w`: the sum of the last `w` rows (this row included) within each user's block of rows.
+
+    One cumulative sum serves every window: row i's sum is csum[i + 1] - csum[max(i + 1 - w, block start)].
+    """
+    csum = np.concatenate([np.zeros((1, *values.shape[1:]), values.dtype), np.cumsum(values, axis=0)])
+    upto = np.arange(1, len(values) + 1)
+    out = []
+    for window in windows:
+        total = csum[1:] - csum[np.maximum(upto - window, group_start)]
+        # Float differences of a long running sum carry noise in the last digits; integers are exact.
+        out.append(total if values.dtype.kind == "i" else np.rint(total * 1e6) / 1e6)
+    return out
 
 
 def _distinct_in_window(grid: Grid, key: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
     """(R,) exact number of distinct keys among the events of the last `window` rows of each user block.
 
-    A key seen at row r is the newest sighting for rows r .. next_sighting - 1 and inside the window for rows
-    r .. r + window - 1, so it adds 1 on rows [r, min(r + window, next_sighting, block end)) and nothing else:
-    a difference array, summed once, counts every key exactly once.
+    A sighting of a key at row r keeps it inside the window for rows r .. r + window - 1; the user's previous
+    sighting p of that key already covered rows up to p + window - 1, so this one adds 1 on rows
+    [max(r, p + window), r + window) only. The union of these intervals is exactly the rows where the key is
+    in the window, so a difference array summed once counts every key once. Needs events in time order
+    (rows non-decreasing per user), which `build_user_features` guarantees.
     """
-    rows = grid.event_row[valid]
-    keys = key[valid].astype("int64")
-    pair = np.unique(keys * np.int64(grid.rows + 1) + rows)  # distinct (key, row), sorted by key then row
-    pair_key, pair_row = np.divmod(pair, np.int64(grid.rows + 1))
-    user = grid.row_user_code()[pair_row]
-    block_end = grid.offsets[user + 1]
-    same_next = np.r_[(pair_key[1:] == pair_key[:-1]) & (user[1:] == user[:-1]), False]
-    next_row = np.where(same_next, np.r_[pair_row[1:], 0], block_end)
-    stop = np.minimum(np.minimum(pair_row + window, next_row), block_end)
-    diff = np.bincount(pair_row, minlength=grid.rows + 1) - np.bincount(stop, minlength=grid.rows + 1)
+    pair = pd.factorize(key[valid].astype("int64") * np.int64(len(grid.users)) + grid.event_user[valid])[0]
+    order = np.argsort(pair, kind="stable")  # groups each (user, key), keeping time order inside
+    pair, rows, users = pair[order], grid.event_row[valid][order], grid.event_user[valid][order]
+    has_prev = np.r_[False, pair[1:] == pair[:-1]]
+    prev = np.r_[0, rows[:-1]]
+    start = np.where(has_prev, np.maximum(rows, prev + window), rows)
+    block_end = grid.offsets[users + 1]
+    start = np.minimum(start, block_end)
+    stop = np.minimum(rows + window, block_end)
+    diff = np.bincount(start, minlength=grid.rows + 1) - np.bincount(stop, minlength=grid.rows + 1)
     return np.cumsum(diff[:-1])
 
 
@@ -244,69 +250,74 @@ def build_user_features(
     """
     step = parse_grain(grain)
     events, last_step = _bounded(events, end, step)
+    if not events["event_time"].is_monotonic_increasing:
+        events = events.sort_values("event_time", kind="stable")  # read_events already is
     grid = _grid(events, step, last_step)
     rows, types = grid.rows, len(EVENT_TYPES)
     group_start = grid.block_start()
-    steps_per_day = DAY // step
+    per_day = DAY // step  # steps per day
     etype = pd.Categorical(events["event_type"], categories=list(EVENT_TYPES)).codes.astype("int64")
     t_ns = _event_times_ns(events)
+    snapshot = grid.snapshot_time()
+    cols: dict[str, np.ndarray | pd.DatetimeIndex] = {
+        "user_id": grid.users[grid.row_user_code()],
+        "event_timestamp": snapshot,
+    }
 
     def per_row(weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         idx = grid.event_row if mask is None else grid.event_row[mask]
         w = weights if weights is None or mask is None else weights[mask]
-        return np.bincount(idx, weights=w, minlength=rows).astype("float64")[:, None]
+        return np.bincount(idx, weights=w, minlength=rows)
 
     per_type = np.bincount(grid.event_row * types + etype, minlength=rows * types).reshape(rows, types)
-    per_type = per_type.astype("float64")
-    out = pd.DataFrame({"user_id": grid.users[grid.row_user_code()], "event_timestamp": grid.snapshot_time()})
-    for days in WINDOWS_DAYS:
-        sums = _window_sum(per_type, group_start, days * steps_per_day)
+    whole = rows + 1  # a window longer than any block: the running total
+    windows = [days * per_day for days in WINDOWS_DAYS] + [whole]
+    *sums, totals = _window_sums(per_type, group_start, windows)
+    for days, counts in zip(WINDOWS_DAYS, sums, strict=True):
         for j, name in enumerate(EVENT_TYPES):
-            out[f"{name}_count_{days}d"] = sums[:, j].astype("int64")
+            cols[f"{name}_count_{days}d"] = counts[:, j]
 
     is_purchase = etype == EVENT_TYPES.index("purchase")
     price = events["price"].to_numpy(dtype="float64", na_value=np.nan)
     quantity = events["quantity"].to_numpy(dtype="float64", na_value=np.nan)
     value = np.where(is_purchase, np.nan_to_num(price) * np.where(np.isnan(quantity), 1.0, quantity), 0.0)
-    spend = per_row(value)
-    whole = rows + 1  # a window longer than any block: the running total
-    out["spend_30d"] = _window_sum(spend, group_start, 30 * steps_per_day)[:, 0]
-    out["spend_total"] = _window_sum(spend, group_start, whole)[:, 0]
-    out["purchases_total"] = _window_sum(per_type[:, [4]], group_start, whole)[:, 0].astype("int64")
-    active_days = _distinct_in_window(grid, t_ns // DAY.value, np.ones(len(events), bool), 30 * steps_per_day)
-    out["active_days_30d"] = active_days.astype("int64")
-    out["view_to_cart_30d"] = _ratio(out["cart_count_30d"], out["view_count_30d"])
-    out["cart_to_purchase_30d"] = _ratio(out["purchase_count_30d"], out["cart_count_30d"])
+    cols["spend_30d"], cols["spend_total"] = _window_sums(per_row(value), group_start, [30 * per_day, whole])
+    cols["purchases_total"] = totals[:, EVENT_TYPES.index("purchase")]
+    all_events = np.ones(len(events), bool)
+    cols["active_days_30d"] = _distinct_in_window(grid, t_ns // DAY.value, all_events, 30 * per_day)
+    cols["view_to_cart_30d"] = _ratio(cols["cart_count_30d"], cols["view_count_30d"])
+    cols["cart_to_purchase_30d"] = _ratio(cols["purchase_count_30d"], cols["cart_count_30d"])
     for column, mask in (
         ("hours_since_last_event", None),
         ("hours_since_last_cart", etype == EVENT_TYPES.index("cart")),
         ("hours_since_last_purchase", is_purchase),
     ):
-        out[column] = _hours_since_last(grid, t_ns, mask, out["event_timestamp"])
+        cols[column] = _hours_since_last(grid, t_ns, mask, snapshot)
 
     # The hour before T lies inside T's own step (grain >= 1h): count that step's events in its last hour.
     step_end = (grid.event_step + 1) * grid.step_ns
     last_hour = t_ns >= step_end - HOUR.value
     hour = np.bincount(grid.event_row[last_hour] * types + etype[last_hour], minlength=rows * types)
     for j, name in enumerate(EVENT_TYPES):
-        out[f"{name}_count_1h"] = hour.reshape(rows, types)[:, j].astype("int64")
+        cols[f"{name}_count_1h"] = hour.reshape(rows, types)[:, j]
 
     for what, column in (("items", "item_id"), ("categories", "category")):
         key, valid = _codes(events[column])
         for days in DISTINCT_WINDOWS_DAYS:
-            out[f"distinct_{what}_{days}d"] = _distinct_in_window(grid, key, valid, days * steps_per_day)
+            cols[f"distinct_{what}_{days}d"] = _distinct_in_window(grid, key, valid, days * per_day)
     key, valid = _codes(events["session_id"])
-    out["sessions_7d"] = _distinct_in_window(grid, key, valid, 7 * steps_per_day)
+    cols["sessions_7d"] = _distinct_in_window(grid, key, valid, 7 * per_day)
     viewed = (etype == EVENT_TYPES.index("view")) & ~np.isnan(price)
-    window = 30 * steps_per_day
-    price_sum = _window_sum(per_row(np.nan_to_num(price), viewed), group_start, window)[:, 0]
-    price_n = _window_sum(per_row(None, viewed), group_start, window)[:, 0]
-    out["mean_view_price_30d"] = np.divide(price_sum, price_n, out=np.full(rows, np.nan), where=price_n > 0)
-    return out[["user_id", "event_timestamp", *feature_columns()]]
+    priced = np.stack([per_row(np.nan_to_num(price), viewed), per_row(None, viewed)], axis=1)
+    price_sum, price_n = _window_sums(priced, group_start, [30 * per_day])[0].T
+    cols["mean_view_price_30d"] = np.divide(price_sum, price_n, out=np.full(rows, np.nan), where=price_n > 0)
+    # copy=False keeps one block per column: consolidating ~50 columns would copy the whole frame.
+    ordered = {name: cols[name] for name in ["user_id", "event_timestamp", *feature_columns()]}
+    return pd.DataFrame(ordered, copy=False)
 
 
 def _hours_since_last(
-    grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot: pd.Series
+    grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot: pd.DatetimeIndex
 ) -> np.ndarray:
     """Hours from the newest (masked) event before T to T, carried forward within each user; NaN if none."""
     rows = grid.event_row if mask is None else grid.event_row[mask]
@@ -322,12 +333,10 @@ def _hours_since_last(
     return np.where(seen, hours, np.nan)
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0 where the denominator is 0 (no views means no conversion to measure)."""
-    den = denominator.to_numpy(dtype="float64")
-    return pd.Series(
-        np.divide(numerator.to_numpy(dtype="float64"), den, out=np.zeros_like(den), where=den > 0)
-    )
+    den = denominator.astype("float64")
+    return np.divide(numerator.astype("float64"), den, out=np.zeros_like(den), where=den > 0)
 
 
 # ---- sequences -------------------------------------------------------------------------------------------
