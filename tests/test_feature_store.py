@@ -216,3 +216,36 @@ def test_labels_come_strictly_after_the_cutoff_within_the_horizon():
 def test_missing_profile_is_a_clear_error(settings: Settings):
     with pytest.raises(feast_store.FeatureRepoError, match="SHOPSCORE_FEAST_PROFILE"):
         feast_store.repo_config(settings.with_(feast_profile="nope"))
+
+
+def test_cli_build_apply_materialize_and_push(settings: Settings, tmp_path):
+    from click.testing import CliRunner
+
+    from registry.cli import main
+
+    write_events(random_events(n=400, users=8, days=20), settings.events_dir)
+    runner = CliRunner()
+    for args in (["features", "build", "--grain", "6h"], ["features", "apply"], ["features", "materialize"]):
+        result = runner.invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
+    assert (
+        snapshots["event_timestamp"].dt.hour.isin([0, 6, 12, 18]).all()
+        and (snapshots["event_timestamp"].dt.hour > 0).any()
+    )
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"event_time": [now.isoformat()], "user_id": [3], "event_type": ["cart"]}).to_csv(
+        new, index=False
+    )
+    pushed = runner.invoke(main, ["events", "push", str(new), "--json"], catch_exceptions=False)
+    assert pushed.exit_code == 0 and '"users_pushed": 1' in pushed.output, pushed.output
+    assert online(settings, "purchase_rt_v1", [3], request_ts=now.timestamp()).loc[0, "cart_count_today"] == 1
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"user_id": [3], "event_type": ["cart"]}).to_csv(bad, index=False)
+    refused = runner.invoke(main, ["events", "push", str(bad)])
+    assert refused.exit_code == 2 and "event_time" in refused.output
+    backfill = runner.invoke(
+        main, ["features", "materialize", "--start", "2024-03-01"], catch_exceptions=False
+    )
+    assert backfill.exit_code == 0, backfill.output
