@@ -6,6 +6,9 @@ import pytest
 
 from registry.settings import Settings
 
+# Real-database fixtures for the model registry tests (SQLite per test, PostgreSQL when reachable).
+pytest_plugins = ["tests.registry_fixtures"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:

@@ -18,7 +18,6 @@ from registry.db.errors import SchemaOutOfDate
 from registry.db.models import Base
 from registry.db.store import ModelRegistry
 
-pytest_plugins = ["registry_fixtures"]
 
 REGISTRY_TABLES = {"registered_model", "model_version", "lineage", "model_alias", "alias_event"}
 
@@ -59,7 +58,7 @@ def test_orm_metadata_matches_migrated_schema(registry_url: str) -> None:
 
 
 def test_alias_event_is_append_only(registry, model_dir) -> None:
-    from registry_fixtures import register
+    from tests.registry_fixtures import register
 
     register(registry, "m", model_dir())
     registry.set_alias("m", "staging", 1, reason="first")
