@@ -35,9 +35,22 @@ def applied(settings: Settings):
 
 @pytest.fixture
 def materialized(applied):
+    """A store of its own, for tests that write to it (push)."""
     settings, events, snapshots = applied
     feast_store.materialize(settings, start=events["event_time"].min().floor("D").to_pydatetime())
     return applied
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One applied and materialized store shared by the read-only tests (apply + materialize cost seconds)."""
+    settings = Settings.from_env(home=tmp_path_factory.mktemp("shared") / "home").with_(
+        feast_profile="", feature_repo=Settings.from_env().feature_repo
+    )
+    events = random_events(n=1500, users=30, days=60)
+    build_and_apply(settings, events)
+    feast_store.materialize(settings, start=events["event_time"].min().floor("D").to_pydatetime())
+    return settings, events, pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
 
 
 def test_declared_fields_are_exactly_the_pipeline_columns(settings: Settings):
@@ -57,8 +70,8 @@ def online(settings: Settings, service: str, users: list[int], **extra) -> pd.Da
     return store.get_online_features(features=store.get_feature_service(service), entity_rows=rows).to_df()
 
 
-def test_online_features_are_the_newest_snapshot(materialized):
-    settings, events, snapshots = materialized
+def test_online_features_are_the_newest_snapshot(shared):
+    settings, events, snapshots = shared
     users = [1, 2, 3]
     got = online(settings, "purchase_v1", users).set_index("user_id")
     newest = snapshots.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
@@ -68,8 +81,8 @@ def test_online_features_are_the_newest_snapshot(materialized):
         assert got.loc[u, "spend_total"] == pytest.approx(newest.loc[u, "spend_total"])
 
 
-def test_sequence_lists_round_trip_online_and_offline(materialized):
-    settings, events, _ = materialized
+def test_sequence_lists_round_trip_online_and_offline(shared):
+    settings, events, _ = shared
     sequences = pd.read_parquet(settings.features_dir / pipeline.SEQUENCES_FILE)
     newest = sequences.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
     users = [1, 2, 3, 4]
@@ -96,8 +109,8 @@ def test_sequence_lists_round_trip_online_and_offline(materialized):
     assert checked > 10
 
 
-def test_unknown_user_reads_as_missing_online(materialized):
-    settings, _, _ = materialized
+def test_unknown_user_reads_as_missing_online(shared):
+    settings, _, _ = shared
     row = online(settings, "purchase_v1", [987654])
     assert row["view_count_30d"].isna().all()
 
@@ -123,8 +136,8 @@ def test_pushed_cart_changes_online_features_at_once(materialized):
     assert len(list(settings.events_dir.glob("date=*/push-*.parquet"))) == 3, "every push is kept"
 
 
-def test_freshness_reports_each_views_age_and_masks_expired(materialized):
-    settings, _, snapshots = materialized
+def test_freshness_reports_each_views_age_and_masks_expired(shared):
+    settings, _, snapshots = shared
     store = feast_store.open_store(settings)
     service = store.get_feature_service("purchase_seq_v1")
     newest = snapshots.groupby("user_id")["event_timestamp"].max()
