@@ -1,14 +1,26 @@
-"""Feast declarations for the `user` entity: declarations only, no logic.
+"""Feast declarations for the `user` entity: declarations only, no logic beyond one request-time formula.
 
-The batch source is the daily snapshot parquet that `shopscore features build` writes
-(registry/features/pipeline.py); its path is relative to the workspace ($SHOPSCORE_HOME), which shopscore
-passes to Feast as the repo path.
+The batch sources are the parquet files that `shopscore features build` writes (registry/features/
+pipeline.py); their paths are relative to the workspace ($SHOPSCORE_HOME), which shopscore passes to Feast
+as the repo path. Ids in the sequence arrays (event type, hashed category, price bucket) are documented
+in pipeline.py and never renumbered.
 """
 
 from datetime import timedelta
+from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Float64, Int64
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    RequestSource,
+    ValueType,
+)
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Array, Float64, Int64, String
 
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "favorite", "purchase", "search")
 WINDOWS_DAYS = (1, 7, 30)
@@ -70,6 +82,35 @@ user_activity = FeatureView(
             dtype=Float64,
             description="Hours from the last purchase to T (null: never).",
         ),
+    ]
+    + [
+        Field(
+            name=f"{etype}_count_1h",
+            dtype=Int64,
+            description=f"Number of {etype} events in the hour before T.",
+        )
+        for etype in EVENT_TYPES
+    ]
+    + [
+        Field(
+            name=f"distinct_{what}_{days}d",
+            dtype=Int64,
+            description=f"Distinct {what} in events of the {days} days before T (exact, not summed per day).",
+        )
+        for what in ("items", "categories")
+        for days in (7, 30)
+    ]
+    + [
+        Field(
+            name="sessions_7d",
+            dtype=Int64,
+            description="Distinct sessions with an event in the 7 days before T.",
+        ),
+        Field(
+            name="mean_view_price_30d",
+            dtype=Float64,
+            description="Mean price of viewed items, last 30 days (null: no priced view).",
+        ),
     ],
     source=user_snapshots,
     online=True,
@@ -83,4 +124,133 @@ purchase_v1 = FeatureService(
     name="purchase_v1",
     features=[user_activity],
     description="Inputs of the aggregate (MLP) purchase models.",
+)
+
+
+user_sequences_source = FileSource(
+    name="user_sequence_snapshots",
+    path="features/user_sequences.parquet",
+    timestamp_field="event_timestamp",
+    description="Per-user event sequences; a row stamped T holds the last events strictly before T.",
+)
+
+user_sequence = FeatureView(
+    name="user_sequence",
+    entities=[user],
+    # A row is written only after a step with activity; the sequence stays valid over the quiet steps that
+    # follow, for as long as user_activity keeps the user alive: its 30-day snapshot tail plus its 2-day TTL.
+    ttl=timedelta(days=32),
+    schema=[
+        Field(
+            name="seq_event_type",
+            dtype=Array(Int64),
+            description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, "
+            "search=6) of the last 50 events before T, oldest first.",
+        ),
+        Field(
+            name="seq_category",
+            dtype=Array(Int64),
+            description="Hashed category ids (0: none) of the last 50 events before T, oldest first.",
+        ),
+        Field(
+            name="seq_price_bucket",
+            dtype=Array(Int64),
+            description="1 + floor(log2(1 + price)), at most 15 (0: no price), of the last 50 events.",
+        ),
+        Field(
+            name="seq_seconds_since_prev",
+            dtype=Array(Int64),
+            description="Seconds from each of the last 50 events to the user's previous event (-1: none).",
+        ),
+        Field(
+            name="last_queries",
+            dtype=Array(String),
+            description="Text of the last 5 search queries before T, oldest first.",
+        ),
+    ],
+    source=user_sequences_source,
+    online=True,
+    description="The user's recent event sequence and search text, for sequence and text encoders.",
+    tags={"owner": "shopscore", "grain": "daily"},
+)
+
+user_realtime_batch = FileSource(
+    name="user_realtime_history",
+    path="features/user_realtime.parquet",
+    timestamp_field="event_timestamp",
+    description="The real-time state after every past event (written by `shopscore features build`).",
+)
+
+user_realtime_push = PushSource(
+    name="user_realtime_push",
+    batch_source=user_realtime_batch,
+    description="New events pushed as they happen (`shopscore events push`, registry.features.push_events).",
+)
+
+user_realtime = FeatureView(
+    name="user_realtime",
+    entities=[user],
+    # `cart_count_today` means nothing the next day, so a day-old state expires.
+    ttl=timedelta(days=1),
+    schema=[
+        Field(name="last_event_type", dtype=String, description="Type of the user's newest event."),
+        Field(
+            name="last_event_at", dtype=Float64, description="Time of the newest event, unix seconds (UTC)."
+        ),
+        Field(
+            name="cart_count_today",
+            dtype=Int64,
+            description="Cart events so far on the newest event's UTC day.",
+        ),
+    ],
+    source=user_realtime_push,
+    online=True,
+    description="State updated on every pushed event, readable online at once.",
+    tags={"owner": "shopscore", "grain": "event"},
+)
+
+score_request = RequestSource(
+    name="score_request",
+    schema=[
+        Field(
+            name="request_ts",
+            dtype=Float64,
+            description="When the request is served (training: the row's cutoff), unix seconds (UTC).",
+        )
+    ],
+    description="Data that only the caller knows at request time.",
+)
+
+
+@on_demand_feature_view(
+    sources=[user_realtime, score_request],
+    # Feast 0.67 compares declared output fields with the inferred ones *including* the description, so a
+    # described output field fails `apply`; the description lives on the view (and in tags) instead.
+    schema=[Field(name="hours_since_last_event_at_request", dtype=Float64)],
+    mode="python",
+    description="hours_since_last_event_at_request: hours from the newest event (user_realtime) to the "
+    "request's request_ts (null: no event within the real-time TTL). Recency at request time, not at the "
+    "last snapshot.",
+    tags={"hours_since_last_event_at_request": "Hours from the newest event to the request (null: none)."},
+)
+def user_request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
+    # Python mode (faster online than pandas): columns arrive as lists, one entry per entity row.
+    return {
+        "hours_since_last_event_at_request": [
+            None if last is None or now is None else (now - last) / 3600.0
+            for last, now in zip(inputs["last_event_at"], inputs["request_ts"], strict=True)
+        ]
+    }
+
+
+purchase_seq_v1 = FeatureService(
+    name="purchase_seq_v1",
+    features=[user_activity, user_sequence],
+    description="Inputs of sequence and text purchase models: aggregates plus event sequence and queries.",
+)
+
+purchase_rt_v1 = FeatureService(
+    name="purchase_rt_v1",
+    features=[user_activity, user_realtime, user_request_recency],
+    description="Aggregates plus real-time state and request-time recency (entity rows carry request_ts).",
 )

@@ -6,6 +6,9 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -66,6 +69,25 @@ def events_generate(users: int, days: int, seed: int, start: str | None, as_json
     )
 
 
+@events.command("push")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def events_push(file: Path, as_json: bool) -> None:
+    """Push a CSV/parquet FILE of canonical events to the online `user_realtime` view (at once)."""
+    from registry.events.schema import EventSchemaError
+    from registry.features.push import push_events, read_event_file
+
+    try:
+        result = push_events(_settings(), read_event_file(file))
+    except (EventSchemaError, ValueError, FileNotFoundError) as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    if as_json:
+        _echo_json(asdict(result))
+        return
+    late = f", {result.users_skipped:,} skipped (older than their online state)" * bool(result.users_skipped)
+    click.echo(f"pushed {result.events:,} events: {result.users_pushed:,} users updated online{late}")
+
+
 # --- features -------------------------------------------------------------------------------------------
 @main.group()
 def features() -> None:
@@ -73,12 +95,15 @@ def features() -> None:
 
 
 @features.command("build")
-def features_build() -> None:
-    """Compute daily per-user snapshots (parquet the Feast source reads)."""
+@click.option(
+    "--grain", type=click.Choice(["1d", "6h", "1h"]), default="1d", show_default=True, help="Snapshot step."
+)
+def features_build(grain: str) -> None:
+    """Compute per-user snapshots and sequences (parquet the Feast sources read)."""
     from registry import jobs
 
-    path = jobs.build_features(_settings())
-    click.echo(f"wrote {path}")
+    path = jobs.build_features(_settings(), grain=grain)
+    click.echo(f"wrote {path.parent}/ (user_features, user_sequences, user_realtime .parquet)")
 
 
 @features.command("apply")
@@ -91,11 +116,17 @@ def features_apply() -> None:
 
 
 @features.command("materialize")
-def features_materialize() -> None:
-    """Load the newest snapshots into the online store (incremental)."""
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="UTC start for views never materialized (first run or backfill); default: their oldest row.",
+)
+def features_materialize(start: datetime | None) -> None:
+    """Load the newest snapshots into the online store (incremental after the first run)."""
     from registry import jobs
 
-    jobs.materialize_features(_settings())
+    jobs.materialize_features(_settings(), start=start.replace(tzinfo=UTC) if start else None)
     click.echo("materialized")
 
 

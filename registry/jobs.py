@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,10 @@ def generate(
     return events
 
 
-def build_features(settings: Settings) -> Path:
+def build_features(settings: Settings, *, grain: str = "1d") -> Path:
+    """Build every batch source (aggregates, sequences, real-time history); returns the aggregates' path."""
     events = read_events(settings.events_dir)
-    features = pipeline.build_user_features(events)
-    return pipeline.write_user_features(features, settings.features_dir)
+    return pipeline.build_all(events, settings.features_dir, grain=grain)["user_activity"]
 
 
 def apply_features(settings: Settings) -> list[str]:
@@ -59,11 +60,23 @@ def apply_features(settings: Settings) -> list[str]:
     return sorted(getattr(o, "name", "?") for o in declarations.objects)
 
 
-def materialize_features(settings: Settings) -> None:
-    """Incremental materialization; the first run starts at the oldest snapshot."""
-    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE, columns=["event_timestamp"])
-    oldest = snapshots["event_timestamp"].min().to_pydatetime()
-    feast_store.materialize(settings, start=oldest)
+def materialize_features(settings: Settings, *, start: datetime | None = None) -> None:
+    """Incremental materialization; the first run starts at the oldest row. An explicit `start` backfills
+    every view from then on."""
+    if start is not None:
+        feast_store.materialize(settings, start=start, backfill=True)
+        return
+    files = [pipeline.FEATURES_FILE, pipeline.SEQUENCES_FILE, pipeline.REALTIME_FILE]
+    stamps = [
+        pd.read_parquet(settings.features_dir / name, columns=["event_timestamp"])["event_timestamp"].min()
+        for name in files
+        if (settings.features_dir / name).is_file()
+    ]
+    if not stamps:
+        raise FileNotFoundError(
+            f"no feature files in {settings.features_dir}; run `shopscore features build` first"
+        )
+    feast_store.materialize(settings, start=min(stamps).to_pydatetime())
 
 
 @dataclass

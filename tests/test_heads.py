@@ -265,7 +265,7 @@ def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
     from registry import hookspecs
     from registry.components import Encoder, Head
     from registry.plugin_host import PluginHost, _collect
-    from tests.outside_plugin import acme_shopscore
+    from outside_plugin import acme_shopscore
 
     pm = pluggy.PluginManager("shopscore")
     pm.add_hookspecs(hookspecs)

@@ -1,0 +1,22 @@
+"""Feature pipeline and Feast wiring. `push_events` and `freshness` are the serving-side entry points.
+
+They import Feast lazily, so `registry.features.pipeline` stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["freshness", "push_events", "read_online"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "push_events":
+        from registry.features.push import push_events
+
+        return push_events
+    if name in ("freshness", "read_online"):
+        from registry.features import online
+
+        return getattr(online, name)
+    raise AttributeError(f"module 'registry.features' has no attribute {name!r}")

@@ -21,6 +21,8 @@ from feast.data_source import DataSource
 
 from registry.settings import Settings
 
+# Variables a profile may use without the user exporting them.
+DEFAULTS = {"SHOPSCORE_FEAST_PROJECT": "shopscore"}
 FEAST_TYPES = (Entity, FeatureView, OnDemandFeatureView, FeatureService, DataSource)
 
 
@@ -46,7 +48,7 @@ def repo_config(settings: Settings) -> RepoConfig:
             f"feature store config {path} not found; set SHOPSCORE_FEATURE_REPO to a directory holding "
             f"feature_store.yaml, or SHOPSCORE_FEAST_PROFILE to a profile that exists there"
         )
-    variables = {**os.environ, "SHOPSCORE_HOME": str(settings.home)}
+    variables = {**DEFAULTS, **os.environ, "SHOPSCORE_HOME": str(settings.home)}
     template = string.Template(path.read_text())
     try:
         raw = yaml.safe_load(template.substitute(variables))
@@ -88,15 +90,23 @@ def apply(settings: Settings) -> Declarations:
     return declarations
 
 
-def materialize(settings: Settings, *, start: datetime | None = None, end: datetime | None = None) -> None:
+def materialize(
+    settings: Settings, *, start: datetime | None = None, end: datetime | None = None, backfill: bool = False
+) -> None:
     """Copy the newest feature values into the online store.
 
     Incremental by default: each view continues from where its last materialization ended. The first run
-    has no such mark, so it starts at `start` (the caller passes the oldest snapshot time).
+    has no such mark, so it starts at `start` (the caller passes the oldest snapshot time). `backfill`
+    reloads every view from `start`, e.g. after rebuilding the snapshots.
     """
     store = open_store(settings)
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
+    if backfill:
+        if start is None:
+            raise FeatureRepoError("a backfill needs a start time; pass --start")
+        store.materialize(start_date=start, end_date=end, feature_views=[v.name for v in views])
+        return
     never_materialized = [v.name for v in views if not v.materialization_intervals]
     if never_materialized:
         if start is None:

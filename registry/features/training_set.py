@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from registry.features.online import request_fields
+
+EPOCH = pd.Timestamp(0, tz="UTC")
 LABEL_COLUMNS = ("label_purchase", "label_spend", "label_next_category")
 
 
@@ -35,11 +38,13 @@ def entity_rows(events: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]) -> pd.Dat
 
 
 def labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Labels for each (user_id, cutoff), from purchases in (cutoff, cutoff + horizon]: whether the user buys,
-    how much, and the category of the first purchase (null when the user buys nothing in the window)."""
+    """Labels for each (user_id, cutoff), all from (cutoff, cutoff + horizon]: whether the user purchased,
+    the purchase value, and the category of the first purchase that has one (null: none).
+    """
     columns = ["user_id", "event_time", "price", "quantity", "category"]
-    purchases = events.loc[events["event_type"] == "purchase", columns]
-    purchases = purchases.sort_values("event_time", kind="stable")  # so "first" is the earliest purchase
+    purchases = events.loc[events["event_type"] == "purchase", columns].sort_values(
+        "event_time", kind="stable"
+    )
     value = purchases["price"].fillna(0.0) * purchases["quantity"].fillna(1).astype("float64")
     purchases = purchases.assign(value=value)
     horizon = pd.Timedelta(days=horizon_days)
@@ -53,7 +58,7 @@ def labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.Da
         users = out.loc[idx, "user_id"]
         out.loc[idx, "label_purchase"] = users.isin(spend.index).astype("int64").to_numpy()
         out.loc[idx, "label_spend"] = users.map(spend).fillna(0.0).to_numpy()
-        first_category = window.dropna(subset=["category"]).groupby("user_id")["category"].first()
+        first_category = window.groupby("user_id")["category"].first()  # time-sorted, so the first purchase
         out.loc[idx, "label_next_category"] = users.map(first_category).astype("string").to_numpy()
     return out
 
@@ -65,7 +70,11 @@ def historical_features(store: FeatureStore, service_name: str, rows: pd.DataFra
     back here with null features (they mean "no recent activity", which serving sees the same way).
     """
     service = store.get_feature_service(service_name)
-    fetched = store.get_historical_features(entity_df=rows, features=service).to_df()
+    entity_df = rows.copy()
+    for name in request_fields(store, service):
+        # Request-time features are computed as of the cutoff, the moment the row stands for.
+        entity_df[name] = (entity_df["event_timestamp"] - EPOCH).dt.total_seconds()
+    fetched = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     fetched["event_timestamp"] = pd.to_datetime(fetched["event_timestamp"], utc=True)
     keys = ["user_id", "event_timestamp"]
     merged = rows[keys].merge(fetched, on=keys, how="left", validate="one_to_one")
