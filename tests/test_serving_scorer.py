@@ -266,7 +266,8 @@ def redis_settings(serving_shop):
     )
     admin = sa.create_engine(admin_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     try:
-        redis.Redis(host=host, port=int(port), socket_connect_timeout=2).ping()
+        # Database 6 is this test's own: clear what an earlier run of another shop left under the same keys.
+        redis.Redis(host=host, port=int(port), db=6, socket_connect_timeout=2).flushdb()
         with admin.connect() as conn:
             database = f"serving_feast_{uuid.uuid4().hex[:8]}"
             conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
