@@ -54,10 +54,6 @@ class NextCategoryHead(Head):
     def label(self) -> str:
         return "label_next_category"
 
-    @property
-    def horizon_days(self) -> int:
-        return self.config.horizon_days
-
     def indices(self, labels: np.ndarray) -> np.ndarray:
         return np.array([self.index.get(str(c), UNKNOWN) for c in labels], dtype="int64")
 

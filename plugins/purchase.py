@@ -44,10 +44,6 @@ class PurchaseHead(Head):
     def label(self) -> str:
         return "label_purchase"
 
-    @property
-    def horizon_days(self) -> int:
-        return self.config.horizon_days
-
     def forward(
         self, h: torch.Tensor, target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

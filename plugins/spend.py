@@ -53,10 +53,6 @@ class SpendHead(Head):
     def label(self) -> str:
         return "label_spend"
 
-    @property
-    def horizon_days(self) -> int:
-        return self.config.horizon_days
-
     def forward(
         self, h: torch.Tensor, target: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

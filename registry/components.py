@@ -82,7 +82,13 @@ class Head(nn.Module):
 
     @property
     def horizon_days(self) -> int:
-        raise NotImplementedError
+        """How many days after the cutoff the label looks; read from the config's `horizon_days` field."""
+        try:
+            return int(self.config.horizon_days)
+        except AttributeError:
+            raise NotImplementedError(
+                f"head {self.name!r}: give the config a `horizon_days` field or override `horizon_days`"
+            ) from None
 
     @classmethod
     def config_from_data(cls, config: dict[str, Any], train: pd.DataFrame) -> dict[str, Any]:
