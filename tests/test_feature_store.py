@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from feast import FeatureView
+from helpers import random_events
 
 from registry.events.schema import write_events
 from registry.features import freshness, pipeline, push_events, read_online
 from registry.features import store as feast_store
 from registry.features.training_set import build_training_set, entity_rows, labels
 from registry.settings import Settings
-from helpers import random_events
 
 SERVICES = ("purchase_v1", "purchase_seq_v1", "purchase_rt_v1")
 

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from helpers import random_events
+from test_feature_store import SERVICES, _comparable, build_and_apply
 
 from registry.features import store as feast_store
 from registry.settings import Settings
-from helpers import random_events
-from test_feature_store import SERVICES, _comparable, build_and_apply
 
 POSTGRES = os.environ.get("SHOPSCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("SHOPSCORE_TEST_REDIS_URL", "127.0.0.1:6379")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_events
 
 from registry.events.schema import EVENT_TYPES
 from registry.features.pipeline import (
@@ -22,7 +23,6 @@ from registry.features.pipeline import (
     realtime_rows,
     sequence_columns,
 )
-from helpers import random_events
 
 
 def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, float]:

@@ -259,13 +259,13 @@ def test_train_spec_builds_a_concat_for_several_encoders():
 
 def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
     import pluggy
+    from outside_plugin import acme_shopscore
 
     import plugins.concat
     import plugins.purchase
     from registry import hookspecs
     from registry.components import Encoder, Head
     from registry.plugin_host import PluginHost, _collect
-    from outside_plugin import acme_shopscore
 
     pm = pluggy.PluginManager("shopscore")
     pm.add_hookspecs(hookspecs)
