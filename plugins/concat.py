@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from registry import Encoder, hookimpl
-from registry.components import config_from_dict
+from registry.components import config_from_dict, config_to_dict
 from registry.plugin_host import active_host
 
 
@@ -64,6 +64,11 @@ class ConcatEncoder(Encoder):
     def fit(self, frame: pd.DataFrame) -> None:
         for part in self.parts:
             part.fit(frame)
+        # A part's fit() may complete its config (the text encoder's tokenizer); save what the parts now hold.
+        self.config.parts = [
+            {"name": spec["name"], "config": config_to_dict(part.config)}
+            for spec, part in zip(self.config.parts, self.parts, strict=True)
+        ]
 
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         # Prefix each part's keys with its index so two parts may both use "x".

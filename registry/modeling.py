@@ -89,13 +89,14 @@ class ShopModel(nn.Module):
 
     @torch.inference_mode()
     def predict_values(self, names: list[str], values: np.ndarray) -> np.ndarray:
-        """Predictions for a (B, F) float array whose columns are `names`: the serving hot path.
+        """Predictions for a (B, F) array whose columns are `names` (float, or object when list features are
+        present): the serving hot path.
 
         Same answers as `predict_frame`, without building a pandas frame when the encoder offers
         `featurize_values(names, values)` (pandas costs more than the forward pass of a small model for one
         user); other encoders get a frame, so every plugin still works."""
         featurize_values = getattr(self.encoder, "featurize_values", None)
-        if featurize_values is None:
+        if featurize_values is None or values.dtype == object:  # object: list features need the frame path
             return self.predict_frame(pd.DataFrame(values, columns=names, copy=False))
         device = next(self.parameters()).device
         batch = {k: v.to(device) for k, v in featurize_values(names, values).items()}

@@ -26,6 +26,7 @@ from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeastObjectNotFoundException
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.types import Array
 
 from registry.artifacts import fetch_artifact
 from registry.db import validate
@@ -100,6 +101,15 @@ def parse_user_id(user_id: object) -> int:
     return value
 
 
+def _feature_value(value: object) -> float | list | str | None:
+    """A feature as JSON wants it: None when absent, lists as lists, numbers as floats."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (list, str)):
+        return value
+    return float(value)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class _ViewSpec:
     """One feature view of a FeatureService, as the hot path reads it."""
@@ -123,6 +133,9 @@ class _ServiceSpec:
     # own online_read (what get_online_features calls), skipping the per-call request planning and the
     # proto -> dict -> list conversions that cost more than the read itself.
     direct: bool
+    # Every field is a number. Otherwise (sequence or text features: lists) values travel as an object array
+    # with None where absent, and the model gets a pandas frame.
+    scalar: bool
 
 
 class Scorer:
@@ -251,7 +264,10 @@ class Scorer:
                 v.view is not None and v.view.join_keys == [USER_KEY] and not p.join_key_map
                 for v, p in zip(views, service.feature_view_projections, strict=True)
             )
-            spec = self._services[name] = _ServiceSpec(service, names, views, direct)
+            scalar = all(
+                not isinstance(f.dtype, Array) for p in service.feature_view_projections for f in p.features
+            )
+            spec = self._services[name] = _ServiceSpec(service, names, views, direct, scalar)
         return spec
 
     def _read(self, spec: _ServiceSpec, user_ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -260,14 +276,15 @@ class Scorer:
             response = self.store.get_online_features(
                 features=spec.service, entity_rows=[{USER_KEY: u} for u in user_ids]
             ).to_dict(include_event_timestamps=True)
-            # None -> NaN in a float array.
-            values = np.array([response[name] for name in spec.names], dtype="float64").T.copy()
+            # None -> NaN in a float array; list features stay Python lists (None where absent).
+            dtype = "float64" if spec.scalar else object
+            values = np.array([response[name] for name in spec.names], dtype=dtype).T.copy()
             return values, [np.asarray(response[v.ts_key], dtype="float64") for v in spec.views]
         provider = self.store._get_provider()  # Feast is pinned <0.68, where this is stable
         keys = [
             EntityKeyProto(join_keys=[USER_KEY], entity_values=[ValueProto(int64_val=u)]) for u in user_ids
         ]
-        values = np.full((len(user_ids), len(spec.names)), np.nan)
+        values = np.full((len(user_ids), len(spec.names)), np.nan if spec.scalar else None)
         stamps_by_view = []
         for v in spec.views:
             # A copy: the Redis store appends its timestamp key to the list it is given.
@@ -283,7 +300,8 @@ class Scorer:
                     proto = found.get(name)
                     kind = proto.WhichOneof("val") if proto is not None else None
                     if kind is not None and kind != "null_val":
-                        values[i, column] = getattr(proto, kind)
+                        value = getattr(proto, kind)
+                        values[i, column] = list(value.val) if kind.endswith("_list_val") else value
             stamps_by_view.append(stamps)
         return values, stamps_by_view
 
@@ -300,7 +318,7 @@ class Scorer:
             expired = (stamps > 0) & (now - stamps > v.ttl_seconds)
             # Training never sees a snapshot older than the TTL (Feast drops it), so serving must not either.
             if expired.any():
-                values[np.ix_(expired, v.columns)] = np.nan
+                values[np.ix_(expired, v.columns)] = np.nan if spec.scalar else None
             stale |= expired
             newest = np.maximum(newest, stamps)
         ages = np.where(newest > 0, now - newest, np.nan)
@@ -319,7 +337,7 @@ class Scorer:
             version=version.version,
             alias=alias,
             feature_service=version.feature_service,
-            features={n: None if np.isnan(v) else float(v) for n, v in zip(names, values[0], strict=True)},
+            features={n: _feature_value(v) for n, v in zip(names, values[0], strict=True)},
             feature_age_seconds=None if np.isnan(ages[0]) else float(ages[0]),
             stale=bool(stale[0]),
             cold_start=bool(np.isnan(ages[0])),

@@ -94,8 +94,16 @@ def build_training_set(
     return features.merge(labels(events, rows, horizon_days), on=["user_id", "event_timestamp"], how="left")
 
 
+def _cell_key(value: object) -> object:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "\x1f".join(map(str, list(value)))
+    return value
+
+
 def fingerprint(frame: pd.DataFrame) -> str:
     """A stable sha256 of a training frame's content (column names, order and values)."""
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    digest.update(np.ascontiguousarray(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
+    # List cells (sequence features) are unhashable for pandas: hash their text form, element by element.
+    hashable = frame.apply(lambda c: c.map(_cell_key) if c.dtype == object else c)
+    digest.update(np.ascontiguousarray(pd.util.hash_pandas_object(hashable, index=False).to_numpy()).tobytes())
     return digest.hexdigest()

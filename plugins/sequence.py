@@ -1,0 +1,198 @@
+"""Built-in `sequence` encoder: a small Transformer over the user's last N events (SASRec-style).
+
+It reads the `user_sequence` view's columns (registry/features/pipeline.py, served by the
+`purchase_seq_v1` FeatureService): `seq_event_type`, `seq_category`, `seq_price_bucket` and
+`seq_seconds_since_prev`, each a list of the last 50 events, oldest first.
+
+Each event becomes the sum of four embeddings plus a learned position:
+- event type id (pipeline ids: view=1 ... search=6; 0 is padding),
+- category id: the pipeline's hashed id (1 .. 2**20-1) folded into a table of `category_buckets` rows
+  (`1 + (id - 1) % (category_buckets - 1)`, 0 stays "none"), so the table stays small and needs no
+  vocabulary file,
+- price bucket (pipeline's log2 buckets, 0 = no price),
+- time gap to the previous event, bucketised on log2(1 + seconds) (bucket 1 = "no previous event").
+
+Sequences are right-aligned (the newest event is always at the last position), so a position embedding
+means "k events ago" for every user. A learned summary token is put in front of every sequence: it is
+never masked, so a user with no events (all padding, or a null from Feast when the view's TTL expired)
+still gets a finite representation instead of the NaN a fully masked softmax gives. After `n_layers`
+pre-norm Transformer blocks, a learned attention pooling (one query vector, padding masked) turns the
+tokens into one `(B, d_model)` vector.
+
+The encoder has no data-dependent state, so `fit` does nothing; everything it needs is in its config and
+weights, which save as config.json + model.safetensors like every shopscore model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from registry import Encoder, hookimpl
+
+EVENT_TYPE_COLUMN = "seq_event_type"
+CATEGORY_COLUMN = "seq_category"
+PRICE_COLUMN = "seq_price_bucket"
+GAP_COLUMN = "seq_seconds_since_prev"
+SEQUENCE_COLUMNS = (EVENT_TYPE_COLUMN, CATEGORY_COLUMN, PRICE_COLUMN, GAP_COLUMN)
+
+
+@dataclass
+class SequenceConfig:
+    # Feature names the FeatureService serves (registry.jobs.TrainSpec passes them); only the four sequence
+    # columns are read, and they must be among them. None: read the sequence columns.
+    features: list[str] | None = None
+    max_len: int = 50  # events kept per user (the newest); the pipeline stores 50
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    dropout: float = 0.1
+    event_types: int = 8  # embedding rows for event type ids (pipeline: 0 pad, 1..6)
+    category_buckets: int = 4096  # rows of the hashed category table (pipeline ids are folded into it)
+    price_buckets: int = 16  # pipeline.PRICE_BUCKETS
+    gap_buckets: int = 32  # 0 pad, 1 no previous event, 2.. log2(1 + seconds) buckets
+
+
+def _as_int_list(value: object) -> np.ndarray:
+    """One cell of a list column (list, ndarray, None or NaN from a Feast miss) as an int64 array."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return np.zeros(0, dtype="int64")
+    return np.asarray(value, dtype="int64").reshape(-1)
+
+
+def right_aligned(cells: Sequence[np.ndarray], max_len: int) -> np.ndarray:
+    """Pack variable-length arrays into `(B, max_len)`, keeping the newest `max_len` and padding on the left
+    with 0, so the last column is every row's newest event."""
+    cells = [c[-max_len:] for c in cells]
+    lengths = np.fromiter((len(c) for c in cells), dtype="int64", count=len(cells))
+    out = np.zeros((len(cells), max_len), dtype="int64")
+    total = int(lengths.sum())
+    if total:
+        rows = np.repeat(np.arange(len(cells)), lengths)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        cols = max_len - np.repeat(lengths, lengths) + (np.arange(total) - starts)
+        out[rows, cols] = np.concatenate(cells)
+    return out
+
+
+def gap_bucket(seconds: np.ndarray, gap_buckets: int) -> np.ndarray:
+    """Seconds since the previous event -> bucket: 1 for "no previous event" (negative), else
+    2 + floor(log2(1 + seconds)), capped at gap_buckets - 1."""
+    seconds = np.asarray(seconds, dtype="float64")
+    log = np.floor(np.log2(1.0 + np.maximum(seconds, 0.0)))
+    return np.where(seconds < 0, 1, np.minimum(2 + log, gap_buckets - 1)).astype("int64")
+
+
+class SequenceEncoder(Encoder):
+    name = "sequence"
+    config_class = SequenceConfig
+
+    def __init__(self, config: SequenceConfig) -> None:
+        super().__init__(config)
+        if config.features is not None:
+            missing = [c for c in SEQUENCE_COLUMNS if c not in config.features]
+            if missing:
+                raise ValueError(
+                    f"sequence encoder reads {list(SEQUENCE_COLUMNS)}, but the configured features lack "
+                    f"{missing}; train it on a FeatureService that serves the user_sequence view "
+                    f"(e.g. --feature-service purchase_seq_v1)"
+                )
+        if config.d_model % config.n_heads:
+            raise ValueError(
+                f"sequence encoder: d_model={config.d_model} is not divisible by n_heads={config.n_heads}; "
+                f"pick n_heads that divides d_model"
+            )
+        if config.max_len < 1 or config.category_buckets < 2 or config.gap_buckets < 3:
+            raise ValueError(
+                "sequence encoder needs max_len >= 1, category_buckets >= 2 and gap_buckets >= 3, "
+                f"got {config.max_len}, {config.category_buckets}, {config.gap_buckets}"
+            )
+        d = config.d_model
+        self.event_emb = nn.Embedding(config.event_types, d, padding_idx=0)
+        self.category_emb = nn.Embedding(config.category_buckets, d, padding_idx=0)
+        self.price_emb = nn.Embedding(config.price_buckets, d, padding_idx=0)
+        self.gap_emb = nn.Embedding(config.gap_buckets, d, padding_idx=0)
+        self.pos_emb = nn.Embedding(config.max_len + 1, d)  # position 0 is the summary token
+        self.summary = nn.Parameter(torch.zeros(d))
+        self.drop = nn.Dropout(config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            d, config.n_heads, 4 * d, config.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(
+            layer, config.n_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
+        )
+        self.pool_query = nn.Linear(d, 1)  # learned attention pooling: one score per token
+        nn.init.normal_(self.summary, std=0.02)
+
+    @property
+    def features(self) -> list[str]:
+        return list(SEQUENCE_COLUMNS)
+
+    @property
+    def output_dim(self) -> int:
+        return self.config.d_model
+
+    def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        missing = [c for c in SEQUENCE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise KeyError(
+                f"sequence encoder: feature frame lacks column(s) {missing}; fetch the user_sequence view "
+                f"(FeatureService purchase_seq_v1) or build it with registry.features.pipeline"
+            )
+        c = self.config
+        cells = {col: [_as_int_list(v) for v in frame[col]] for col in SEQUENCE_COLUMNS}
+        lengths = np.array([len(v) for v in cells[EVENT_TYPE_COLUMN]], dtype="int64")
+        for col in SEQUENCE_COLUMNS[1:]:
+            other = np.array([len(v) for v in cells[col]], dtype="int64")
+            bad = np.flatnonzero(other != lengths)
+            if len(bad):
+                raise ValueError(
+                    f"sequence encoder: row {int(bad[0])} has {other[bad[0]]} values in {col!r} but "
+                    f"{lengths[bad[0]]} in {EVENT_TYPE_COLUMN!r}; the sequence columns must come from one "
+                    f"user_sequence snapshot (rebuild the features with `shopscore features build`)"
+                )
+        valid = np.arange(c.max_len)[None, :] >= c.max_len - np.minimum(lengths, c.max_len)[:, None]
+        event = right_aligned(cells[EVENT_TYPE_COLUMN], c.max_len).clip(0, c.event_types - 1)
+        category = right_aligned(cells[CATEGORY_COLUMN], c.max_len)
+        category = np.where(category > 0, 1 + (category - 1) % (c.category_buckets - 1), 0)
+        price = right_aligned(cells[PRICE_COLUMN], c.max_len).clip(0, c.price_buckets - 1)
+        gap = gap_bucket(right_aligned(cells[GAP_COLUMN], c.max_len), c.gap_buckets)
+        return {
+            "event": torch.as_tensor(event),  # (B, T) int64, 0 = padding
+            "category": torch.as_tensor(category),  # (B, T)
+            "price": torch.as_tensor(price),  # (B, T)
+            "gap": torch.as_tensor(np.where(valid, gap, 0)),  # (B, T)
+            "mask": torch.as_tensor(valid),  # (B, T) bool, True = a real event
+        }
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["mask"]  # (B, T)
+        B, T = mask.shape
+        x = (
+            self.event_emb(batch["event"])
+            + self.category_emb(batch["category"])
+            + self.price_emb(batch["price"])
+            + self.gap_emb(batch["gap"])
+        )  # (B, T, C)
+        x = torch.cat([self.summary.expand(B, 1, -1), x], dim=1)  # (B, 1 + T, C)
+        # Positions of the right-aligned tokens: the newest event is always position max_len.
+        pos = torch.arange(self.config.max_len - T, self.config.max_len + 1, device=mask.device)
+        pos[0] = 0  # the summary token
+        x = self.drop(x + self.pos_emb(pos))  # (B, 1 + T, C)
+        keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # (B, 1 + T); the summary token is never masked
+        h = self.blocks(x, src_key_padding_mask=~keep)  # (B, 1 + T, C)
+        scores = self.pool_query(h).squeeze(-1).float().masked_fill(~keep, float("-inf"))  # (B, 1 + T)
+        weights = F.softmax(scores, dim=-1).to(h.dtype)  # (B, 1 + T)
+        return torch.einsum("bt,btc->bc", weights, h)  # (B, C)
+
+
+@hookimpl
+def register_encoders(register) -> None:
+    register(SequenceEncoder)

@@ -1,0 +1,209 @@
+"""The `sequence` encoder: shapes, padding and empty sequences, save/load, and learning an order signal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from plugins.sequence import SEQUENCE_COLUMNS, SequenceConfig, SequenceEncoder, gap_bucket, right_aligned
+from registry.events.generate import generate_events
+from registry.features.pipeline import build_user_sequences, sequence_columns
+from registry.modeling import ShopModel
+from registry.training import TrainConfig, fit
+
+TINY = {"max_len": 12, "d_model": 32, "n_heads": 2, "n_layers": 2, "dropout": 0.0, "category_buckets": 64}
+VIEW, CART, FAVORITE = 1, 2, 4
+
+
+def sequence_frame(sequences: list[list[int]], seed: int = 0) -> pd.DataFrame:
+    """A feature frame with the user_sequence columns for the given event type sequences; category, price
+    and gaps are random (the first event of each user has gap -1, like the pipeline)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for events in sequences:
+        n = len(events)
+        gaps = rng.integers(1, 100_000, n)
+        if n:
+            gaps[0] = -1
+        rows.append(
+            {
+                "seq_event_type": list(events),
+                "seq_category": list(rng.integers(1, 2**20, n)),
+                "seq_price_bucket": list(rng.integers(1, 16, n)),
+                "seq_seconds_since_prev": list(gaps),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def order_frame(n: int, seed: int) -> pd.DataFrame:
+    """Each user has exactly one view and one cart among favorites; label_purchase = 1 iff the view comes
+    before the cart. Counts of every event type carry no information about the label."""
+    rng = np.random.default_rng(seed)
+    sequences, labels = [], []
+    for _ in range(n):
+        length = int(rng.integers(3, 11))
+        events = [FAVORITE] * length
+        i, j = rng.choice(length, size=2, replace=False)
+        events[i], events[j] = VIEW, CART
+        sequences.append(events)
+        labels.append(float(i < j))
+    frame = sequence_frame(sequences, seed)
+    for t in range(1, 7):
+        frame[f"count_{t}"] = [float(s.count(t)) for s in sequences]
+    frame["label_purchase"] = labels
+    return frame
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a loaded machine two threads contend and run ~10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(encoder: str, config: dict) -> ShopModel:
+    return ShopModel.build(encoder, config, "purchase", {"horizon_days": 7}, feature_service="test")
+
+
+def test_featurize_right_aligns_and_forward_shapes() -> None:
+    encoder = SequenceEncoder(SequenceConfig(**TINY)).eval()
+    frame = sequence_frame([[1, 2, 5], list(range(1, 7)) * 4, []])
+    batch = encoder.featurize(frame)
+    assert batch["event"].shape == batch["mask"].shape == (3, 12)
+    assert batch["event"][0].tolist() == [0] * 9 + [1, 2, 5]  # newest event in the last column
+    assert batch["event"][1].tolist() == (list(range(1, 7)) * 4)[-12:]  # only the newest max_len kept
+    assert batch["mask"].sum(dim=1).tolist() == [3, 12, 0]
+    assert int(batch["category"].max()) < TINY["category_buckets"]  # hashed ids folded into the table
+    assert batch["gap"][0, -3] == 1  # first event: "no previous event"
+    assert encoder(batch).shape == (3, 32)
+    assert encoder.features == list(SEQUENCE_COLUMNS)
+
+
+def test_empty_and_missing_sequences_give_finite_outputs_and_gradients() -> None:
+    encoder = SequenceEncoder(SequenceConfig(**TINY))
+    frame = sequence_frame([[], [], [1]])
+    frame.loc[1, list(SEQUENCE_COLUMNS)] = None  # a Feast miss (view TTL expired) reads as null
+    out = encoder(encoder.featurize(frame))  # (3, D), training mode
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+    encoder.eval()
+    with torch.no_grad():  # the eval fast path too
+        assert torch.isfinite(encoder(encoder.featurize(frame))).all()
+
+
+def test_padding_does_not_change_the_representation() -> None:
+    small = SequenceEncoder(SequenceConfig(**{**TINY, "max_len": 6})).eval()
+    frame = sequence_frame([[1, 2, 5]])
+    batch = small.featurize(frame)
+    trimmed = {k: v[:, -3:] for k, v in batch.items()}  # the same events without the padding columns
+    with torch.no_grad():
+        torch.testing.assert_close(small(batch), small(trimmed))
+
+
+def test_helpers() -> None:
+    packed = right_aligned([np.array([1, 2]), np.array([], dtype="int64"), np.array([3, 4, 5, 6])], 3)
+    assert packed.tolist() == [[0, 1, 2], [0, 0, 0], [4, 5, 6]]
+    assert gap_bucket(np.array([-1, 0, 1, 3, 10**12]), 32).tolist() == [1, 2, 3, 4, 31]
+
+
+def test_errors_name_the_problem_and_fix() -> None:
+    with pytest.raises(ValueError, match="purchase_seq_v1"):
+        SequenceEncoder(SequenceConfig(features=["view_count_7d"]))
+    with pytest.raises(ValueError, match="not divisible by n_heads"):
+        SequenceEncoder(SequenceConfig(d_model=30, n_heads=4))
+    encoder = SequenceEncoder(SequenceConfig(**TINY))
+    with pytest.raises(KeyError, match="lacks column"):
+        encoder.featurize(pd.DataFrame({"seq_event_type": [[1]]}))
+    bad = sequence_frame([[1, 2]])
+    bad.at[0, "seq_price_bucket"] = [3]
+    with pytest.raises(ValueError, match="seq_price_bucket"):
+        encoder.featurize(bad)
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path: Path) -> None:
+    frame = order_frame(64, seed=1)
+    model = build("sequence", {**TINY, "dropout": 0.1})
+    fit(model, frame[:48], frame[48:], TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"))
+    before = model.predict_frame(frame)
+    loaded = ShopModel.from_pretrained(model.save_pretrained(tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.predict_frame(frame), before)
+    assert not loaded.training
+
+
+def test_learns_the_order_of_events_that_counts_cannot_see() -> None:
+    train, valid, test = order_frame(800, 0), order_frame(200, 1), order_frame(400, 2)
+    config = TrainConfig(epochs=12, batch_size=64, lr=3e-3, patience=4, progress=False, device="cpu")
+
+    sequence = build("sequence", TINY)
+    fit(sequence, train, valid, config)
+    sequence_auc = roc_auc_score(test["label_purchase"], sequence.predict_frame(test))
+
+    counts = [f"count_{t}" for t in range(1, 7)]
+    mlp = build("mlp", {"features": counts})
+    fit(mlp, train, valid, config)
+    mlp_auc = roc_auc_score(test["label_purchase"], mlp.predict_frame(test))
+
+    assert sequence_auc > 0.8, sequence_auc
+    assert abs(mlp_auc - 0.5) < 0.1, mlp_auc
+
+
+def test_reads_the_pipeline_sequence_snapshots() -> None:
+    """The columns the feature pipeline writes (and the user_sequence view serves) featurize as they are."""
+    sequences = build_user_sequences(generate_events(users=30, days=15, seed=0)).to_pandas()
+    encoder = SequenceEncoder(SequenceConfig(**TINY)).eval()
+    assert set(encoder.features) <= set(sequence_columns())
+    batch = encoder.featurize(sequences)
+    assert batch["mask"].sum(dim=1).tolist() == [min(len(s), 12) for s in sequences["seq_event_type"]]
+    with torch.no_grad():
+        assert torch.isfinite(encoder(batch)).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda_with_bf16_autocast_and_reloads_on_cpu(tmp_path: Path) -> None:
+    frame = order_frame(256, seed=4)
+    model = build("sequence", TINY)
+    result = fit(model, frame[:192], frame[192:], TrainConfig(epochs=2, progress=False, device="cuda"))
+    assert result.device.startswith("cuda")
+    on_gpu = model.predict_frame(frame)
+    loaded = ShopModel.from_pretrained(model.save_pretrained(tmp_path / "model"), device="cpu")
+    np.testing.assert_allclose(loaded.predict_frame(frame), on_gpu, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path) -> None:
+    """jobs.train through Feast's purchase_seq_v1 (point-in-time list features), register, promote, then
+    score through the online store, a cold-start user included."""
+    from registry import jobs
+    from registry.db.store import ModelRegistry
+    from registry.scoring import Scorer
+    from registry.settings import Settings
+
+    settings = Settings.from_env(home=tmp_path)
+    settings = settings.with_(database_url=f"sqlite:///{tmp_path / 'registry.db'}", feast_profile="")
+    jobs.generate(settings, users=150, days=40, seed=11)
+    jobs.build_features(settings)
+    jobs.apply_features(settings)
+    jobs.materialize_features(settings)
+    spec = jobs.TrainSpec(
+        model_name="seq",
+        encoder="sequence",
+        feature_service="purchase_seq_v1",
+        encoder_config={"d_model": 16, "n_heads": 2, "n_layers": 1},
+        train=TrainConfig(epochs=1, progress=False),
+    )
+    registry = ModelRegistry.open(settings=settings, upgrade=True, role="promoter")
+    version = jobs.train(settings, spec)
+    registry.set_alias("seq", "production", version.version, reason="test", actor="test")
+    scores = Scorer(settings).score_many([1, 2, 10**9], model="seq")
+    assert all(0.0 < s.probability < 1.0 for s in scores)
+    assert [s.cold_start for s in scores] == [False, False, True]
