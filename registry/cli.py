@@ -149,7 +149,9 @@ def features_materialize(start: datetime | None) -> None:
 )
 @click.option("--feature-service", default="purchase_v1", show_default=True)
 @click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")
-@click.option("--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data.")
+@click.option(
+    "--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data."
+)
 @click.option("--valid-cutoff", default=None)
 @click.option("--test-cutoff", default=None)
 @click.option("--epochs", default=40, show_default=True)
@@ -213,7 +215,9 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
                 known = "unknown user (cold start)"
             else:
                 known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")
-            click.echo(f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]")
+            click.echo(
+                f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]"
+            )
 
 
 # --- plugins --------------------------------------------------------------------------------------------
@@ -241,7 +245,9 @@ def plugins_command(as_json: bool) -> None:
         _echo_json(listing)
     else:
         for p in listing:
-            click.echo(f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}")
+            click.echo(
+                f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}"
+            )
 
 
 # --- model registry: `shopscore db ...` and `shopscore models ...` -----------------------------------
@@ -275,7 +281,9 @@ def demo(users: int, days: int, seed: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="uvicorn processes.")
 @click.option(
-    "--serving-config", default=None, type=click.Path(exists=True, dir_okay=False),
+    "--serving-config",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
     help="YAML with per-model traffic split and shadow alias (default: $SHOPSCORE_SERVING_CONFIG).",
 )
 @click.option("--log-level", default="warning", show_default=True)
@@ -289,6 +297,11 @@ def serve(host: str, port: int, workers: int, serving_config: str | None, log_le
         os.environ["SHOPSCORE_SERVING_CONFIG"] = serving_config  # read by each worker's app factory
     # The factory string (not an app object) lets uvicorn start several worker processes.
     uvicorn.run(
-        "registry.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level, access_log=False,
+        "registry.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
     )

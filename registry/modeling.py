@@ -31,7 +31,9 @@ class ModelFormatError(ValueError):
 
 
 class ShopModel(nn.Module):
-    def __init__(self, encoder: Encoder, head: Head, *, feature_service: str, plugins: dict[str, Any]) -> None:
+    def __init__(
+        self, encoder: Encoder, head: Head, *, feature_service: str, plugins: dict[str, Any]
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
@@ -125,10 +127,14 @@ class ShopModel(nn.Module):
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-            raise ModelFormatError(f"{directory} is not a shopscore model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+            raise ModelFormatError(
+                f"{directory} is not a shopscore model (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
+            )
         config = json.loads(config_path.read_text())
         if config.get("format") != FORMAT:
-            raise ModelFormatError(f"{config_path} has format {config.get('format')!r}; this shopscore reads {FORMAT!r}")
+            raise ModelFormatError(
+                f"{config_path} has format {config.get('format')!r}; this shopscore reads {FORMAT!r}"
+            )
         host = host or default_host()
         for part in ("encoder", "head"):
             _check_plugin(host, part, config[part])

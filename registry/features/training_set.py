@@ -105,5 +105,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     # List cells (sequence features) are unhashable for pandas: hash their text form, element by element.
     hashable = frame.apply(lambda c: c.map(_cell_key) if c.dtype == object else c)
-    digest.update(np.ascontiguousarray(pd.util.hash_pandas_object(hashable, index=False).to_numpy()).tobytes())
+    digest.update(
+        np.ascontiguousarray(pd.util.hash_pandas_object(hashable, index=False).to_numpy()).tobytes()
+    )
     return digest.hexdigest()
