@@ -6,7 +6,6 @@ events -> features -> Feast apply + materialize -> training set -> train -> regi
 from __future__ import annotations
 
 import getpass
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -191,9 +190,3 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
             params=params,
             created_by=getpass.getuser(),
         )
-
-
-def clean_workspace(settings: Settings) -> None:
-    """Remove generated data and Feast state (not the model registry or artifacts)."""
-    for path in (settings.events_dir, settings.features_dir, settings.feast_dir):
-        shutil.rmtree(path, ignore_errors=True)
