@@ -26,12 +26,13 @@ from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeastObjectNotFoundException
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.types import Array
+from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.artifacts import fetch_artifact
 from registry.db import validate
 from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
+from registry.features.online import read_online
 from registry.features.store import FeatureRepoError, open_store
 from registry.modeling import ShopModel
 from registry.serving.config import ServingConfig
@@ -42,6 +43,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 USER_KEY = "user_id"  # the `user` entity's join key (feature_repo/users.py)
 shadow_log = logging.getLogger("shopscore.shadow")
 log = logging.getLogger(__name__)
+
+
+NUMERIC_TYPES = (Int32, Int64, Float32, Float64, Bool)
 
 
 class InvalidUserId(ValueError):
@@ -133,8 +137,8 @@ class _ServiceSpec:
     # own online_read (what get_online_features calls), skipping the per-call request planning and the
     # proto -> dict -> list conversions that cost more than the read itself.
     direct: bool
-    # Every field is a number. Otherwise (sequence or text features: lists) values travel as an object array
-    # with None where absent, and the model gets a pandas frame.
+    # Every field is a number. Otherwise (lists of a sequence, strings) values travel as an object array with
+    # None where absent, and the model gets a pandas frame.
     scalar: bool
 
 
@@ -265,21 +269,14 @@ class Scorer:
                 for v, p in zip(views, service.feature_view_projections, strict=True)
             )
             scalar = all(
-                not isinstance(f.dtype, Array) for p in service.feature_view_projections for f in p.features
+                f.dtype in NUMERIC_TYPES for p in service.feature_view_projections for f in p.features
             )
             spec = self._services[name] = _ServiceSpec(service, names, views, direct, scalar)
         return spec
 
     def _read(self, spec: _ServiceSpec, user_ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
         """(values (B, F) with NaN where absent, per view the snapshot times (B,) in epoch s, 0 if none)."""
-        if not spec.direct:
-            response = self.store.get_online_features(
-                features=spec.service, entity_rows=[{USER_KEY: u} for u in user_ids]
-            ).to_dict(include_event_timestamps=True)
-            # None -> NaN in a float array; list features stay Python lists (None where absent).
-            dtype = "float64" if spec.scalar else object
-            values = np.array([response[name] for name in spec.names], dtype=dtype).T.copy()
-            return values, [np.asarray(response[v.ts_key], dtype="float64") for v in spec.views]
+        assert spec.direct, "services with on-demand views are read by registry.features.read_online"
         provider = self.store._get_provider()  # Feast is pinned <0.68, where this is stable
         keys = [
             EntityKeyProto(join_keys=[USER_KEY], entity_values=[ValueProto(int64_val=u)]) for u in user_ids
@@ -310,8 +307,17 @@ class Scorer:
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(names, values (B, F) NaN where absent or stale, ages (B,) NaN when unknown, stale mask (B,))."""
         spec = self._service(service_name)
-        values, stamps_by_view = self._read(spec, user_ids)
         now = self.clock()
+        if not spec.direct:
+            # On-demand views need Feast's request planning (and the request time): the public read path,
+            # which masks stale values the same way.
+            read = read_online(self.store, service_name, user_ids, now=now)
+            if spec.scalar:
+                values = read.frame.to_numpy(dtype="float64", na_value=np.nan)
+            else:
+                values = read.frame.to_numpy(dtype=object)
+            return list(read.frame.columns), values, read.newest_age(), read.any_expired()
+        values, stamps_by_view = self._read(spec, user_ids)
         newest = np.zeros(len(user_ids))
         stale = np.zeros(len(user_ids), dtype=bool)
         for v, stamps in zip(spec.views, stamps_by_view, strict=True):

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +45,15 @@ def test_unknown_user_is_a_cold_start_scored_on_empty_features(scorer):
     s = scorer.score(UNKNOWN_USER)
     assert s.cold_start and not s.stale and s.feature_age_seconds is None
     assert 0.0 < s.probability < 1.0
+
+
+def test_service_with_an_on_demand_view_is_read_with_the_request_time(scorer, serving_shop):
+    # purchase_rt_v1's on-demand view needs request_ts: the scorer must supply it, not fail in Feast.
+    names, values, ages, stale = scorer._online("purchase_rt_v1", [serving_shop.known_user, UNKNOWN_USER])
+    at_request = values[:, names.index("hours_since_last_event_at_request")]
+    known_age, unknown_age = ages
+    assert not np.isnan(known_age) and np.isnan(unknown_age) and not stale.any()
+    assert at_request[0] > 0 and at_request[1] is None
 
 
 def test_features_older_than_the_ttl_are_stale_and_ignored(serving_shop):
