@@ -51,13 +51,41 @@ def events() -> None:
 @click.option("--days", default=90, show_default=True, help="Days of history.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same events).")
 @click.option("--start", default=None, help="First day (YYYY-MM-DD); default: DAYS before today.")
+@click.option(
+    "--order-effect/--no-order-effect",
+    default=True,
+    show_default=True,
+    help="Ablation: --no-order-effect drops the purchases a search->cart sequence triggers.",
+)
+@click.option(
+    "--query-signal/--no-query-signal",
+    default=True,
+    show_default=True,
+    help="Ablation: --no-query-signal detaches query wording from purchase intent.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def events_generate(users: int, days: int, seed: int, start: str | None, as_json: bool) -> None:
+def events_generate(
+    users: int,
+    days: int,
+    seed: int,
+    start: str | None,
+    order_effect: bool,
+    query_signal: bool,
+    as_json: bool,
+) -> None:
     """Generate seeded synthetic shop events with a learnable purchase signal."""
     from registry import jobs
 
     settings = _settings()
-    frame = jobs.generate(settings, users=users, days=days, seed=seed, start=start)
+    frame = jobs.generate(
+        settings,
+        users=users,
+        days=days,
+        seed=seed,
+        start=start,
+        order_effect=order_effect,
+        query_signal=query_signal,
+    )
     summary = {
         "events": len(frame),
         "users": int(frame["user_id"].nunique()),

@@ -26,22 +26,40 @@ from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
 from registry.plugin_host import default_host
 from registry.settings import Settings
-from registry.training import Splits, TrainConfig, evaluate, fit, held_out
+from registry.training import (
+    EVALUATION_FILE,
+    Splits,
+    TrainConfig,
+    evaluation_outputs,
+    fit,
+    held_out,
+    outputs_metrics,
+)
 
 # Name of the built-in encoder that combines several (plugins/concat.py), used when a spec names several.
 CONCAT = "concat"
 
 
 def generate(
-    settings: Settings, *, users: int, days: int, seed: int, start: str | None = None
+    settings: Settings,
+    *,
+    users: int,
+    days: int,
+    seed: int,
+    start: str | None = None,
+    order_effect: bool = True,
+    query_signal: bool = True,
 ) -> pd.DataFrame:
     """Write seeded synthetic events to the workspace (replacing earlier synthetic events).
 
     `start` defaults to `days` before today (UTC), so the demo shop's features are fresh when served.
+    `order_effect` / `query_signal` switch planted signals off (registry.events.generate, "Ablations").
     """
     if start is None:
         start = (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)).strftime("%Y-%m-%d")
-    events = generate_events(users=users, days=days, seed=seed, start=start)
+    events = generate_events(
+        users=users, days=days, seed=seed, start=start, order_effect=order_effect, query_signal=query_signal
+    )
     for old in settings.events_dir.glob("date=*/synthetic.parquet"):
         old.unlink()
     write_events(events, settings.events_dir, part_name="synthetic")
@@ -155,9 +173,11 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         seed=config.seed,
     )
     result = fit(model, train_rows, valid_rows, config)
+    valid_outputs = evaluation_outputs(result.model, valid_rows, "valid")
+    test_outputs = evaluation_outputs(result.model, test_rows, "test")
     metrics = {
-        **evaluate(result.model, valid_rows, "valid"),
-        **evaluate(result.model, test_rows, "test"),
+        **outputs_metrics(result.model, valid_outputs, "valid"),
+        **outputs_metrics(result.model, test_outputs, "test"),
         "best_epoch": float(result.best_epoch),
     }
     lineage = {
@@ -182,6 +202,9 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     registry = ModelRegistry.open(settings=settings)
     with tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp:
         result.model.save_pretrained(tmp)
+        # Stored with the weights, so they are hashed and published with the version (`shopscore report`).
+        outputs = pd.concat([valid_outputs, test_outputs], ignore_index=True)
+        outputs.to_parquet(Path(tmp) / EVALUATION_FILE, index=False)
         return registry.register_version(
             spec.model_name,
             Path(tmp),

@@ -21,6 +21,9 @@ from tqdm.auto import tqdm
 from registry.features.training_set import as_utc
 from registry.modeling import ShopModel
 
+# Per-row validation and test outputs, saved next to the weights in a version's artifact.
+EVALUATION_FILE = "evaluation.parquet"
+
 
 class SplitError(ValueError):
     """Training cutoffs that would let labels leak into a later split."""
@@ -110,7 +113,9 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     model: ShopModel
-    history: list[dict[str, float]] = field(default_factory=list)
+    # Per epoch: train_loss, valid_loss and the head's metrics on the validation rows (`valid_roc_auc`, ...;
+    # None where a metric is undefined), before post-hoc calibration.
+    history: list[dict[str, float | None]] = field(default_factory=list)
     best_epoch: int = 0
     device: str = "cpu"
 
@@ -157,11 +162,12 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
 
     x_train, y_train = tensors(train)
     x_valid, y_valid = tensors(valid)
+    valid_labels = valid[head.label].to_numpy()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(train)
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | None]] = []
     epochs = tqdm(
         range(config.epochs),
         desc="train",
@@ -183,12 +189,18 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
             total += float(loss.detach()) * len(idx)
         model.eval()
         with torch.no_grad(), _autocast(device):
-            _, valid_loss = model(x_valid, y_valid)
-        record = {"epoch": epoch + 1, "train_loss": total / n, "valid_loss": float(valid_loss)}
+            valid_outputs, valid_loss = model(x_valid, y_valid)
+            valid_pred = head.predict(valid_outputs.float()).cpu().numpy()
+        record: dict[str, float | None] = {
+            "epoch": epoch + 1,
+            "train_loss": total / n,
+            "valid_loss": float(valid_loss),
+            **{f"valid_{k}": _finite(v) for k, v in head.metrics(valid_labels, valid_pred).items()},
+        }
         history.append(record)
         epochs.set_postfix(train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}")
-        if record["valid_loss"] < best_loss - 1e-5:
-            best_loss, best_epoch, stale = record["valid_loss"], epoch + 1, 0
+        if float(valid_loss) < best_loss - 1e-5:
+            best_loss, best_epoch, stale = float(valid_loss), epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
@@ -202,6 +214,38 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     # Calibrate in float32 on the best weights: post-hoc state must match what is saved and served.
     head.calibrate(valid_outputs.float().detach(), y_valid)
     return TrainResult(model=model, history=history, best_epoch=best_epoch, device=str(device))
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def evaluation_outputs(model: ShopModel, frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The model's output on each of the frame's labelled rows: split, user_id, cutoff, label, score.
+
+    `score` is what the head predicts (a probability, an amount), or a list of class probabilities for a
+    multiclass head. Registered with the version (EVALUATION_FILE), these rows are what its metrics were
+    computed from, so reports can draw curves that agree with them exactly.
+    """
+    labelled = model.head.labelled(frame)
+    y_pred = model.predict_frame(labelled)
+    return pd.DataFrame(
+        {
+            "split": split,
+            "user_id": labelled["user_id"].to_numpy(),
+            "cutoff": labelled["event_timestamp"].to_numpy(),
+            "label": labelled[model.head.label].to_numpy(),
+            "score": list(y_pred) if y_pred.ndim > 1 else y_pred,
+        }
+    )
+
+
+def outputs_metrics(model: ShopModel, outputs: pd.DataFrame, prefix: str) -> dict[str, float]:
+    """The head's metrics on `evaluation_outputs` rows, each name prefixed (`test_roc_auc`)."""
+    scores = outputs["score"].to_numpy()
+    y_pred = np.stack(scores) if scores.dtype == object else scores
+    metrics = model.head.metrics(outputs["label"].to_numpy(), y_pred)
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
 
 def evaluate(model: ShopModel, frame: pd.DataFrame, prefix: str) -> dict[str, float]:

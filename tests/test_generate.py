@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -38,6 +39,21 @@ def test_same_arguments_give_identical_frames() -> None:
     first = generate_events(users=200, days=30, seed=3)
     second = generate_events(users=200, days=30, seed=3)
     pd.testing.assert_frame_equal(first, second)
+
+
+def _content_sha256(frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256(str(list(zip(frame.columns, map(str, frame.dtypes), strict=True))).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_default_output_is_what_it_was_before_the_ablation_switches() -> None:
+    # Recorded with the generator of commit 416cff5, before order_effect / query_signal existed: models and
+    # benchmark figures made on generated data stay reproducible.
+    before = "4bb23c441792bb034491a334421c76d2d33db731921e0ecb7c011191c7515304"
+    assert _content_sha256(generate_events(users=300, days=30, seed=5)) == before
+    explicit = generate_events(users=300, days=30, seed=5, order_effect=True, query_signal=True)
+    assert _content_sha256(explicit) == before
 
 
 def test_different_seeds_give_different_frames() -> None:
@@ -152,10 +168,10 @@ def test_activity_is_heterogeneous_and_seasonal(medium: pd.DataFrame) -> None:
     assert hour.between(18, 22).mean() > 3 * hour.between(1, 5).mean()  # evenings busy, nights quiet
 
 
-def test_queries_turn_specific_before_purchases(medium: pd.DataFrame) -> None:
-    """A search within 3 days before the user's next purchase names a brand model far more often."""
-    search = medium[medium["event_type"] == "search"][["user_id", "event_time", "query"]]
-    buys = medium[medium["event_type"] == "purchase"][["user_id", "event_time"]].rename(
+def _searches_before_purchases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each search's query and whether the user's next purchase comes within 3 days (`near`)."""
+    search = frame[frame["event_type"] == "search"][["user_id", "event_time", "query"]]
+    buys = frame[frame["event_type"] == "purchase"][["user_id", "event_time"]].rename(
         columns={"event_time": "buy_time"}
     )
     nxt = pd.merge_asof(
@@ -166,8 +182,15 @@ def test_queries_turn_specific_before_purchases(medium: pd.DataFrame) -> None:
         by="user_id",
         direction="forward",
     )
-    near = (nxt["buy_time"] - nxt["event_time"]) <= 3 * DAY
-    specific = nxt["query"].str.startswith("buy ") | nxt["query"].str.endswith(" price")
+    nxt["near"] = (nxt["buy_time"] - nxt["event_time"]) <= 3 * DAY
+    nxt["specific"] = nxt["query"].str.startswith("buy ") | nxt["query"].str.endswith(" price")
+    return nxt
+
+
+def test_queries_turn_specific_before_purchases(medium: pd.DataFrame) -> None:
+    """A search within 3 days before the user's next purchase names a brand model far more often."""
+    nxt = _searches_before_purchases(medium)
+    near, specific = nxt["near"], nxt["specific"]
     generic = nxt["query"].isin({term for _, term, _, _ in CATALOG_SPEC})
     assert specific[near].mean() > 2 * specific[~near].mean()
     assert generic[near].mean() < generic[~near].mean()
@@ -256,3 +279,28 @@ def test_search_then_cart_raises_purchases_but_cart_then_search_does_not(medium:
     # Same counts (a search and a cart of one category, minutes apart), other order: a marked difference.
     assert rates["search_first"] > 1.5 * rates["cart_first"]
     assert rates["search_first"] > 2.0 * rates["no_search"]
+
+
+def test_without_the_order_effect_search_then_cart_no_longer_raises_purchases() -> None:
+    ablated = generate_events(users=1500, days=60, seed=11, start=START, order_effect=False)
+    rows = _search_cart_sessions(ablated)
+    search_first, cart_first = rows[rows["search_first"]], rows[rows["cart_first"]]
+    assert len(search_first) >= 100 and len(cart_first) >= 100
+    rates = search_first["buys_later"].mean(), cart_first["buys_later"].mean()
+    print(f"order effect off: search_first {rates[0]:.3f}, cart_first {rates[1]:.3f}")
+    assert rates[0] < 1.25 * rates[1]  # with the effect on it is > 1.5x (test above)
+
+
+def test_without_the_query_signal_wording_no_longer_tells_who_is_about_to_buy(medium: pd.DataFrame) -> None:
+    ablated = generate_events(users=1500, days=60, seed=11, start=START, query_signal=False)
+    nxt = _searches_before_purchases(ablated)
+    near, far = nxt.loc[nxt["near"], "specific"].mean(), nxt.loc[~nxt["near"], "specific"].mean()
+    print(f"query signal off: specific share near a purchase {near:.3f}, otherwise {far:.3f}")
+    assert near < 1.3 * far  # with the signal on it is > 2x (test_queries_turn_specific_before_purchases)
+    # Only the wording moved: the same searches happen, and about as many of them are specific.
+    searches = medium["event_type"] == "search"
+    assert (ablated["event_type"] == "search").sum() == searches.sum()
+    specific = medium.loc[searches, "query"].str.startswith("buy ").mean()
+    assert ablated.loc[ablated["event_type"] == "search", "query"].str.startswith("buy ").mean() == (
+        pytest.approx(specific, rel=0.1)
+    )

@@ -51,6 +51,13 @@ Planted signals and which encoder should see them
    ``"nike air max 90 price"``, with level ``floor(4 * intent + N(0, 0.7))``. The words, not the number of
    searches, tell how close a user is to buying (and which item).
 
+Ablations (for measuring what each signal is worth; the defaults are the story above, and give the same
+events as before these switches existed): ``order_effect=False`` drops the purchases the search->cart
+pattern triggers (those episodes convert at their peak like any other), so event order no longer predicts
+buying; ``query_signal=False`` detaches query wording from intent (each search takes the intent of another
+search of its chunk, drawn at random: the mix of generic and specific queries is kept, their timing is not).
+Browsing is unchanged by either switch.
+
 Conventions: user ids are ``1..users``. Search rows carry ``category`` (the category the search is scoped
 to, as shops log it) and ``query``; their ``item_id``, ``brand``, ``price`` and ``quantity`` are null.
 ``quantity`` is set on cart, remove_from_cart and purchase rows only. Funnel rule: every purchase is preceded,
@@ -230,12 +237,22 @@ CATALOG_SPEC: tuple[tuple[str, str, float, dict[str, tuple[str, ...]]], ...] = (
 
 
 # ---- public API -----------------------------------------------------------------------------------------
-def generate_events(users: int, days: int, seed: int, start: str = "2024-01-01") -> pd.DataFrame:
+def generate_events(
+    users: int,
+    days: int,
+    seed: int,
+    start: str = "2024-01-01",
+    *,
+    order_effect: bool = True,
+    query_signal: bool = True,
+) -> pd.DataFrame:
     """Generate canonical shop events for `users` users over `days` days from `start` (UTC midnight).
 
     Same arguments give an identical frame. The result is sorted by event time and passes
-    `registry.events.schema.conform`. User ids are 1..users. See the module docstring for the story.
+    `registry.events.schema.conform`. User ids are 1..users. See the module docstring for the story;
+    `order_effect=False` / `query_signal=False` remove one planted signal each (see "Ablations" there).
     """
+    signals = _Signals(order_effect=order_effect, query_signal=query_signal)
     if users < 1 or days < 1:
         raise ValueError(f"generate_events needs users >= 1 and days >= 1, got users={users}, days={days}")
     origin = pd.Timestamp(start, tz="UTC").normalize()
@@ -243,7 +260,7 @@ def generate_events(users: int, days: int, seed: int, start: str = "2024-01-01")
     firsts = range(0, users, USERS_PER_CHUNK)
     seeds = np.random.SeedSequence(seed).spawn(len(firsts))
     parts = [
-        _simulate(first, min(USERS_PER_CHUNK, users - first), days, origin.dayofweek, catalog, chunk_seed)
+        _simulate(first, min(USERS_PER_CHUNK, users - first), days, origin.dayofweek, catalog, chunk_seed, signals)
         for first, chunk_seed in zip(firsts, seeds, strict=True)
     ]
     frame = _assemble(parts, catalog, origin)
@@ -258,6 +275,7 @@ def _simulate(
     first_weekday: int,
     catalog: _Catalog,
     seed: np.random.SeedSequence,
+    signals: _Signals,
 ) -> _Rows:
     """The whole story for one chunk of users (they do not interact, so chunks are independent)."""
     rng = _Streams(seed)
@@ -265,10 +283,21 @@ def _simulate(
     episodes = _draw_episodes(people, catalog, -WARMUP_DAYS, days, rng.episodes)
     grid = _daily_intent(episodes, n_users, -WARMUP_DAYS, days)
     sessions = _draw_sessions(people, episodes, grid, first_weekday, rng.sessions)
-    browsing = _draw_browsing(sessions, people, episodes, catalog, rng.blocks)
-    purchases = _decide_purchases(browsing, sessions, people, episodes, catalog, grid, rng.purchases)
+    shuffle = None if signals.query_signal else rng.ablation
+    browsing = _draw_browsing(sessions, people, episodes, catalog, rng.blocks, shuffle)
+    purchases = _decide_purchases(
+        browsing, sessions, people, episodes, catalog, grid, rng.purchases, signals.order_effect
+    )
     events, sessions = _add_purchase_sessions(browsing, sessions, purchases, catalog, rng.purchases)
     return _rows(events, sessions, first_user, days)
+
+
+@dataclass(frozen=True)
+class _Signals:
+    """Which planted signals are on (all by default; see "Ablations" in the module docstring)."""
+
+    order_effect: bool = True
+    query_signal: bool = True
 
 
 # ---- random streams -------------------------------------------------------------------------------------
@@ -276,7 +305,10 @@ class _Streams:
     """One independent generator per stage, so tuning one stage does not reshuffle the others."""
 
     def __init__(self, seed: np.random.SeedSequence) -> None:
-        users, episodes, sessions, blocks, purchases = seed.spawn(5)
+        # A sixth child leaves the first five as they were (children are keyed by their index): the
+        # ablation stream draws only when a signal is switched off, and never moves the other streams.
+        users, episodes, sessions, blocks, purchases, ablation = seed.spawn(6)
+        self.ablation = np.random.default_rng(ablation)
         self.users = np.random.default_rng(users)
         self.episodes = np.random.default_rng(episodes)
         self.sessions = np.random.default_rng(sessions)
@@ -609,9 +641,17 @@ class _Events:
 
 
 def _draw_browsing(
-    sessions: _Sessions, people: _Users, episodes: _Episodes, catalog: _Catalog, rng: np.random.Generator
+    sessions: _Sessions,
+    people: _Users,
+    episodes: _Episodes,
+    catalog: _Catalog,
+    rng: np.random.Generator,
+    shuffle_query_intent: np.random.Generator | None = None,
 ) -> _Events:
-    """Blocks per session (their mix, category and item follow the session's intent), expanded to events."""
+    """Blocks per session (their mix, category and item follow the session's intent), expanded to events.
+
+    With `shuffle_query_intent` (the query_signal=False ablation), each search words its query by the intent
+    of another search, a random permutation drawn from that generator."""
     n_blocks = 1 + rng.poisson(BLOCKS_PER_SESSION[0] + BLOCKS_PER_SESSION[1] * sessions.intent)
     session = np.repeat(np.arange(len(n_blocks)), n_blocks)
     intent = sessions.intent[session]
@@ -620,9 +660,10 @@ def _draw_browsing(
     # Only search blocks need text; a search off the episode's target reads like one at zero intent.
     query = np.full(len(block), -1, dtype=np.int64)
     search = np.flatnonzero(block == B_SEARCH)
-    query[search] = _search_queries(
-        np.where(on_target[search], intent[search], 0.0), item[search], catalog, rng
-    )
+    query_intent = np.where(on_target[search], intent[search], 0.0)
+    if shuffle_query_intent is not None:
+        query_intent = shuffle_query_intent.permutation(query_intent)
+    query[search] = _search_queries(query_intent, item[search], catalog, rng)
     remove = (block == B_CART) & (rng.random(len(block)) < REMOVE_P)
     quantity = rng.geometric(0.85, len(block))  # mostly 1, sometimes 2 or more
     return _expand_blocks(session, block, remove, category, item, query, quantity, sessions.start, rng)
@@ -786,8 +827,12 @@ def _decide_purchases(
     catalog: _Catalog,
     grid: _Grid,
     rng: np.random.Generator,
+    order_effect: bool = True,
 ) -> _Purchases:
-    """Purchases triggered by the search->cart pattern, episode conversions at the peak, impulse buys."""
+    """Purchases triggered by the search->cart pattern, episode conversions at the peak, impulse buys.
+
+    `order_effect=False` drops the pattern's purchases after drawing them, so every later draw is the one
+    the default run makes and the ablated shop differs only by the signal."""
     pattern = browsing.take(_search_then_cart(browsing, sessions.start, catalog.n_categories))
     # One trigger per session: several pattern carts in a session do not multiply the effect.
     _, first = np.unique(pattern.session, return_index=True)
@@ -795,6 +840,9 @@ def _decide_purchases(
     triggered = rng.random(len(pattern.item)) < PATTERN_PURCHASE_P
     pattern = pattern.take(np.flatnonzero(triggered))
     bought_at = pattern.time + rng.gamma(2.0, PATTERN_DELAY_DAYS / 2.0, len(pattern.item))
+    if not order_effect:
+        none = np.zeros(0, dtype=np.int64)
+        pattern, bought_at = pattern.take(none), bought_at[none]
 
     # An episode whose pattern purchase came before its peak is over: it does not convert again at the peak.
     episode = sessions.episode[pattern.session]
