@@ -248,6 +248,52 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
             )
 
 
+# --- report ---------------------------------------------------------------------------------------------
+@main.command("report")
+@click.argument("model")
+@click.argument("version")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for index.html and its PNGs [default: $SHOPSCORE_HOME/reports/MODEL-vVERSION].",
+)
+@click.option("--alias", default="production", show_default=True, help="Compare with the version holding it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+def report_command(model: str, version: str, out: Path | None, alias: str, as_json: bool) -> None:
+    """Write an HTML report on VERSION (a number or an alias) of MODEL: curves, training, lineage, metrics."""
+    from registry.db.errors import InvalidInput, RegistryError, UnknownAlias, UnknownModel, UnknownVersion
+    from registry.db.store import ModelRegistry
+    from registry.report import write_report
+
+    settings = _settings()
+    try:
+        with ModelRegistry.open(settings=settings) as registry:
+            try:
+                number = int(version) if version.isdigit() else registry.resolve(model, version).version
+                record = registry.get_version(model, number)
+            except UnknownModel as exc:
+                raise click.BadParameter(str(exc), param_hint="MODEL") from None
+            except (UnknownVersion, UnknownAlias, InvalidInput) as exc:
+                raise click.BadParameter(str(exc), param_hint="VERSION") from None
+            target = out or settings.home / "reports" / f"{model}-v{record.version}"
+            written = write_report(registry, record, target, alias=alias)
+    except (RegistryError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(
+            {
+                "html": str(written.html),
+                "images": [str(p) for p in written.images],
+                "notes": list(written.notes),
+            }
+        )
+        return
+    for note in written.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {written.html} ({len(written.images)} images)")
+
+
 # --- plugins --------------------------------------------------------------------------------------------
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True)

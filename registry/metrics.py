@@ -5,20 +5,62 @@ Ranking metrics come from scikit-learn; the rest are short enough to state here 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 
-def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
-    """Mean |observed rate - predicted probability| over equal-width probability bins, weighted by bin size."""
+def clip_probabilities(y_prob: np.ndarray) -> np.ndarray:
+    """Probabilities kept inside (0, 1), so log loss stays finite; every binary metric and curve uses it."""
+    return np.clip(np.asarray(y_prob, dtype="float64"), 1e-7, 1 - 1e-7)
+
+
+def reliability_bins(
+    y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width probability bin: (mean predicted probability, observed positive rate, row count).
+    Empty bins hold NaN rates and count 0. The reliability diagram plots the first two."""
+    y_true = np.asarray(y_true, dtype="float64")
+    y_prob = np.asarray(y_prob, dtype="float64")
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(y_prob, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            error += in_bin.mean() * abs(y_true[in_bin].mean() - y_prob[in_bin].mean())
-    return float(error)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted = np.bincount(which, weights=y_prob, minlength=bins) / count
+        observed = np.bincount(which, weights=y_true, minlength=bins) / count
+    return predicted, observed, count
+
+
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - predicted probability| over equal-width probability bins, weighted by bin size."""
+    predicted, observed, count = reliability_bins(y_true, y_prob, bins)
+    used = count > 0
+    return float((count[used] / count.sum() * np.abs(observed[used] - predicted[used])).sum())
+
+
+def bootstrap_samples(
+    y_true: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """`metric(y, score)` of every scorer on `n_boot` resamples (with replacement) of the rows, the same
+    resamples for every scorer, so differences between two scorers' samples are paired. A resample with one
+    class only gives NaN (use np.nanpercentile for intervals)."""
+    y_true = np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    out = {name: np.full(n_boot, np.nan) for name in scores}
+    for b in range(n_boot):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        y = y_true[rows]
+        if y.min() == y.max():
+            continue
+        for name, score in scores.items():
+            out[name][b] = metric(y, np.asarray(score)[rows])
+    return out
 
 
 def lift_at(y_true: np.ndarray, y_prob: np.ndarray, fraction: float = 0.1) -> float:
@@ -61,7 +103,7 @@ def binary_metrics(
     """Ranking (ROC-AUC, PR-AUC next to the base rate it should beat), probability quality (log loss, Brier,
     ECE), lift in the top 10%, and F1 at `threshold` when one is given (chosen on validation)."""
     y_true = np.asarray(y_true, dtype="float64")
-    y_prob = np.clip(np.asarray(y_prob, dtype="float64"), 1e-7, 1 - 1e-7)
+    y_prob = clip_probabilities(y_prob)
     both_classes = 0 < y_true.sum() < len(y_true)
     metrics = {
         "n": float(len(y_true)),

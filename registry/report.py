@@ -1,0 +1,383 @@
+"""`shopscore report MODEL VERSION`: one HTML page, plus the PNGs it embeds by relative path, about a version.
+
+What the page holds:
+- the version's metrics, lineage and params side by side with the version that holds an alias (default
+  `production`), with deltas; or a plain sentence saying no version holds it, or that this one does;
+- curves drawn from the per-row outputs stored with the version (evaluation.parquet, see
+  `registry.training.evaluation_outputs`), for the validation and the test rows. What is drawn depends on the
+  head, read from the metrics it recorded: a binary head (`roc_auc`) gets ROC, precision-recall with the
+  base rate line, and a reliability diagram; a regression head (`mae`) predicted against actual; a
+  multiclass head (`top1_accuracy`) top-k accuracy for k = 1..10. A version registered before outputs were
+  stored gets a note saying so, and the rest of the page;
+- training curves from the per-epoch history in the version's lineage: losses, and the validation metrics
+  where they were recorded.
+
+The numbers under the curves are computed from the curves themselves (area under the ROC curve, average
+precision from the precision-recall steps, ECE from the reliability bins), so they can be checked against
+the registered metrics: they agree because the stored rows are the ones the metrics came from.
+
+Everything printed into the HTML is escaped. Plots use matplotlib's Agg backend (no display needed), from
+the `report` extra: `pip install 'shopscore[report]'`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+from registry.db.errors import UnknownAlias
+from registry.db.records import FieldDiff, ModelVersion
+from registry.db.store import ModelRegistry
+from registry.metrics import clip_probabilities, reliability_bins, top_k_accuracy
+from registry.training import EVALUATION_FILE
+
+REPORT_FILE = "index.html"
+SPLITS = ("valid", "test")
+MAX_K = 10  # top-k accuracy is drawn for k = 1..MAX_K (or the number of classes, if fewer)
+
+
+@dataclass(frozen=True)
+class Report:
+    html: Path
+    images: tuple[Path, ...]
+    notes: tuple[str, ...]
+
+
+# ---- curves (plain data, so tests can compare them with the registered metrics) -------------------------
+@dataclass(frozen=True)
+class BinaryCurves:
+    fpr: np.ndarray
+    tpr: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    base_rate: float
+    bin_predicted: np.ndarray  # reliability diagram: mean predicted probability per bin
+    bin_observed: np.ndarray  # ... and the observed positive rate
+    bin_count: np.ndarray
+
+    @property
+    def roc_auc(self) -> float:
+        return float(auc(self.fpr, self.tpr))
+
+    @property
+    def pr_auc(self) -> float:
+        """Average precision: the precision-recall curve's step integral (what average_precision_score is)."""
+        return float(-np.sum(np.diff(self.recall) * self.precision[:-1]))
+
+    @property
+    def ece(self) -> float:
+        used = self.bin_count > 0
+        weights = self.bin_count[used] / self.bin_count.sum()
+        return float((weights * np.abs(self.bin_observed[used] - self.bin_predicted[used])).sum())
+
+
+def binary_curves(y_true: np.ndarray, y_prob: np.ndarray) -> BinaryCurves:
+    y_true = np.asarray(y_true, dtype="float64")
+    y_prob = clip_probabilities(y_prob)  # as binary_metrics does, so ties match
+    fpr, tpr, _ = roc_curve(y_true, y_prob)
+    precision, recall, _ = precision_recall_curve(y_true, y_prob)
+    predicted, observed, count = reliability_bins(y_true, y_prob)
+    return BinaryCurves(fpr, tpr, precision, recall, float(y_true.mean()), predicted, observed, count)
+
+
+def top_k_curve(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Top-k accuracy for k = 1..min(MAX_K, classes); a label outside `classes` is always a miss."""
+    index = {c: i for i, c in enumerate(classes)}
+    y_index = np.array([index.get(str(c), -1) for c in labels], dtype="int64")
+    return np.array([top_k_accuracy(y_index, probabilities, k) for k in range(1, min(MAX_K, len(classes)) + 1)])
+
+
+def head_kind(record: ModelVersion) -> str:
+    """binary, regression, multiclass or unknown, from the metrics the head recorded."""
+    for kind, metric in (("binary", "roc_auc"), ("regression", "mae"), ("multiclass", "top1_accuracy")):
+        if f"test_{metric}" in record.metrics:
+            return kind
+    return "unknown"
+
+
+def read_outputs(artifact_dir: Path) -> pd.DataFrame | None:
+    path = Path(artifact_dir) / EVALUATION_FILE
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+# ---- plots ----------------------------------------------------------------------------------------------
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "shopscore report draws its plots with matplotlib, which is not installed; "
+            "install it with `pip install 'shopscore[report]'`"
+        ) from None
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass
+class _Figures:
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+
+    def save(self, fig: Any, name: str) -> Path:
+        path = self.out_dir / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        _pyplot().close(fig)
+        self.written.append(path)
+        return path
+
+
+def _split_rows(outputs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {s: outputs[outputs["split"] == s] for s in SPLITS if (outputs["split"] == s).any()}
+
+
+def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
+    plt = _pyplot()
+    curves = {s: binary_curves(r["label"].to_numpy(), r["score"].to_numpy()) for s, r in _split_rows(outputs).items()}
+    roc, ax = plt.subplots(figsize=(5, 4.5))
+    for split, c in curves.items():
+        ax.plot(c.fpr, c.tpr, label=f"{split}: ROC-AUC {c.roc_auc:.3f}")
+    ax.plot([0, 1], [0, 1], "k:", label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.legend(loc="lower right")
+    pr, ax = plt.subplots(figsize=(5, 4.5))
+    for split, c in curves.items():
+        (line,) = ax.plot(c.recall, c.precision, drawstyle="steps-post", label=f"{split}: PR-AUC {c.pr_auc:.3f}")
+        ax.axhline(c.base_rate, color=line.get_color(), ls=":", label=f"{split}: base rate {c.base_rate:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
+    ax.legend(loc="upper right")
+    cal, ax = plt.subplots(figsize=(5, 4.5))
+    for split, c in curves.items():
+        used = c.bin_count > 0
+        ax.plot(c.bin_predicted[used], c.bin_observed[used], "o-", label=f"{split}: ECE {c.ece:.3f}")
+    ax.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
+    ax.set(xlabel="mean predicted probability (10 bins)", ylabel="observed purchase rate",
+           title="Calibration (reliability)", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
+    ax.legend(loc="upper left")
+    return [
+        ("ROC curve", figures.save(roc, "roc.png")),
+        ("Precision-recall curve (dotted: base rate, what a random ranking scores)", figures.save(pr, "pr.png")),
+        ("Reliability diagram", figures.save(cal, "calibration.png")),
+    ]
+
+
+def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    top = 1.0
+    for split, rows in _split_rows(outputs).items():
+        actual, predicted = rows["label"].to_numpy(float), rows["score"].to_numpy(float)
+        ax.scatter(predicted, actual, s=6, alpha=0.4, label=f"{split} ({len(rows):,} rows)")
+        top = max(top, float(np.nanmax(actual)), float(np.nanmax(predicted)))
+    ax.plot([0, top], [0, top], "k:", label="predicted = actual")
+    ax.set(xscale="symlog", yscale="symlog", xlabel="predicted", ylabel="actual", title="Predicted vs actual")
+    ax.legend(loc="upper left")
+    return [("Predicted against actual (symmetric log axes)", figures.save(fig, "predicted_vs_actual.png"))]
+
+
+def _multiclass_plots(
+    figures: _Figures, outputs: pd.DataFrame, classes: list[str]
+) -> list[tuple[str, Path]]:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for split, rows in _split_rows(outputs).items():
+        curve = top_k_curve(rows["label"].to_numpy(), np.stack(rows["score"].to_numpy()), classes)
+        ax.plot(np.arange(1, len(curve) + 1), curve, "o-", label=f"{split}: top-1 {curve[0]:.3f}")
+    ax.set(xlabel="k", ylabel="share of rows whose class is in the top k", title="Top-k accuracy", ylim=(0, 1))
+    ax.legend(loc="lower right")
+    return [(f"Top-k accuracy over {len(classes)} classes", figures.save(fig, "top_k.png"))]
+
+
+HEADLINE = {
+    "binary": ("roc_auc", "pr_auc"),
+    "regression": ("mae", "rmse"),
+    "multiclass": ("top1_accuracy", "top3_accuracy"),
+}
+
+
+def _training_plots(
+    figures: _Figures, history: list[dict[str, Any]], kind: str, best_epoch: float | None
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    plt = _pyplot()
+    frame = pd.DataFrame(history)
+    plots, notes = [], []
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for column in ("train_loss", "valid_loss"):
+        ax.plot(frame["epoch"], frame[column], "o-", ms=3, label=column.replace("_", " "))
+    if best_epoch:
+        ax.axvline(best_epoch, color="k", ls=":", label=f"kept: epoch {best_epoch:.0f}")
+    ax.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
+    ax.legend()
+    plots.append(("Loss per epoch", figures.save(fig, "loss.png")))
+    shown = [f"valid_{m}" for m in HEADLINE.get(kind, ()) if f"valid_{m}" in frame]
+    if shown:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for column in shown:
+            ax.plot(frame["epoch"], frame[column].astype(float), "o-", ms=3, label=column.replace("_", " "))
+        ax.set(xlabel="epoch", title="Validation metrics per epoch (before calibration)")
+        ax.legend()
+        plots.append(("Validation metrics per epoch", figures.save(fig, "valid_metrics.png")))
+    else:
+        notes.append(
+            "Per-epoch validation metrics were not recorded for this version (it was trained before they "
+            "were); only the loss curves are shown."
+        )
+    return plots, notes
+
+
+# ---- HTML -----------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _side_by_side(diffs: tuple[FieldDiff, ...], left: int, right: int) -> str:
+    """Rows of (name, this version, alias holder, delta); changed rows are marked."""
+    rows = [[d.name, d.right, d.left, f"{d.delta:+.4f}" if d.delta else ("" if not d.changed else "changed")]
+            for d in diffs]  # fmt: skip
+    return _table(["", f"v{right} (this)", f"v{left} (alias holder)", "difference"], rows)
+
+
+def _single(values: dict[str, Any], version: int) -> str:
+    return _table(["", f"v{version}"], [[k, v] for k, v in sorted(values.items())])
+
+
+def _images(plots: list[tuple[str, Path]]) -> str:
+    return "".join(
+        f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
+        "</figcaption></figure>"
+        for t, p in plots
+    )
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+td { max-width: 40em; overflow-wrap: anywhere; }
+figure { display: inline-block; margin: 0 1em 1em 0; }
+figcaption { font-size: 0.85em; color: #555; }
+.note { background: #fff6d5; border-left: 4px solid #e0b000; padding: 0.4em 0.8em; margin: 0.4em 0; }
+"""
+
+
+def write_report(
+    registry: ModelRegistry, record: ModelVersion, out_dir: str | Path, *, alias: str = "production"
+) -> Report:
+    """Write `out_dir/index.html` and its PNGs for `record` (a version of this registry)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _Figures(out)
+    _, artifact = registry.fetch(record.model, record.version)  # hash-verified, like every load
+    notes: list[str] = []
+    try:
+        holder: ModelVersion | None = registry.resolve(record.model, alias)
+    except UnknownAlias:
+        holder = None
+        notes.append(f"No version of {record.model} holds alias {alias!r}: nothing to compare with.")
+    if holder is not None and holder.version == record.version:
+        notes.append(f"This version holds alias {alias!r}: it is what is served, nothing to compare with.")
+        holder = None
+    kind = head_kind(record)
+    outputs = read_outputs(artifact)
+    curves: list[tuple[str, Path]] = []
+    if outputs is None:
+        notes.append(
+            f"Curves are unavailable: version {record.version} was registered before shopscore stored "
+            f"per-row evaluation outputs ({EVALUATION_FILE}) with its artifact. Train it again to get them; "
+            "the metrics below are the registered ones."
+        )
+    elif kind == "binary":
+        curves = _binary_plots(figures, outputs)
+    elif kind == "regression":
+        curves = _regression_plots(figures, outputs)
+    elif kind == "multiclass":
+        classes = record.params.get("head_config", {}).get("categories")
+        if classes:
+            curves = _multiclass_plots(figures, outputs, [str(c) for c in classes])
+        else:
+            notes.append("Top-k curves need the head's class list (params.head_config.categories); none found.")
+    else:
+        notes.append(
+            f"Head {record.lineage.get('head')!r} records none of roc_auc, mae, top1_accuracy, so no curves "
+            "are drawn; its metrics are in the table."
+        )
+    history = record.lineage.get("history") or []
+    training: list[tuple[str, Path]] = []
+    if history:
+        training, more = _training_plots(figures, history, kind, record.metrics.get("best_epoch"))
+        notes += more
+    else:
+        notes.append("No training history was recorded for this version.")
+
+    lineage = {k: v for k, v in record.lineage.items() if k != "history"}
+    if holder is not None:
+        comparison = registry.compare(record.model, holder.version, record.version)
+        compared = f"v{record.version} against v{holder.version}, which holds alias {alias!r}"
+        metrics_html = _side_by_side(comparison.metrics, holder.version, record.version)
+        lineage_html = _side_by_side(
+            tuple(d for d in comparison.lineage if d.name != "history"), holder.version, record.version
+        )
+        params_html = _side_by_side(comparison.params, holder.version, record.version)
+    else:
+        compared = f"v{record.version} alone"
+        metrics_html = _single(record.metrics, record.version)
+        lineage_html = _single(lineage, record.version)
+        params_html = _single(record.params, record.version)
+    title = f"{record.model} v{record.version}"
+    summary = [
+        ["head", f"{record.lineage.get('head')} ({kind})"],
+        ["encoder", record.lineage.get("encoder")],
+        ["feature service", record.feature_service],
+        ["status", record.status],
+        ["aliases", ", ".join(record.aliases) or "-"],
+        ["created", f"{record.created_at.isoformat()} by {record.created_by or '-'}"],
+        ["artifact", f"{record.artifact_uri} (sha256 {record.sha256})"],
+    ]
+    page = "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            _table(["", ""], summary),
+            *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+            f"<h2>Metrics ({html.escape(compared)})</h2>",
+            metrics_html,
+            "<h2>Evaluation curves (validation and held-out test rows)</h2>",
+            _images(curves) or "<p>None drawn (see the notes above).</p>",
+            "<h2>Training</h2>",
+            _images(training) or "<p>None drawn (see the notes above).</p>",
+            "<h2>Lineage</h2>",
+            lineage_html,
+            "<h2>Params</h2>",
+            params_html,
+            "</body></html>",
+        ]
+    )
+    page_path = out / REPORT_FILE
+    page_path.write_text(page, encoding="utf-8")
+    return Report(html=page_path, images=tuple(figures.written), notes=tuple(notes))
