@@ -145,14 +145,19 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     feature_names = [f.name for p in service.feature_view_projections for f in p.features]
     feature_refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
 
-    def frame(cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
-        return build_training_set(
-            store, events, service_name=spec.feature_service, cutoffs=cutoffs, horizon_days=spec.horizon_days
-        )
-
-    train_rows = frame(list(splits.train_cutoffs))
-    valid_rows = frame([splits.valid_cutoff])
-    test_rows = frame([splits.test_cutoff])
+    # One retrieval for every cutoff: Feast's file offline store reads (and dask tokenizes) the whole
+    # feature source on each call, whatever the number of entity rows, so three calls cost three times one.
+    rows = build_training_set(
+        store,
+        events,
+        service_name=spec.feature_service,
+        cutoffs=[*splits.train_cutoffs, splits.valid_cutoff, splits.test_cutoff],
+        horizon_days=spec.horizon_days,
+    )
+    cutoff = rows["event_timestamp"]
+    train_rows = rows[cutoff.isin(splits.train_cutoffs)].reset_index(drop=True)
+    valid_rows = rows[cutoff == splits.valid_cutoff].reset_index(drop=True)
+    test_rows = rows[cutoff == splits.test_cutoff].reset_index(drop=True)
     # Train and validate on one set of users, test on users the model never saw, at a later cutoff.
     train_rows = train_rows[~held_out(train_rows["user_id"])]
     valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
