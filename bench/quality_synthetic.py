@@ -1,0 +1,223 @@
+"""Where do the sequence and text encoders beat the MLP on the synthetic shop, by how much, and why?
+
+    .venv/bin/python bench/quality_synthetic.py                  # the README's table (a few minutes)
+    .venv/bin/python bench/quality_synthetic.py --users 2000 --epochs 4 --variants full   # quick look
+
+The generator (registry/events/generate.py) plants two signals the MLP's windowed counts cannot see: the
+order of a search and a cart (search->cart triggers a purchase about a day later) and the wording of
+search queries (specific as intent rises). Each variant generates a shop with some signals switched off
+(`generate_events(order_effect=..., query_signal=...)`), then runs the real pipeline in its own workspace
+under bench/.work/quality_synthetic/: features -> Feast -> point-in-time training sets -> `jobs.train` ->
+registered versions. The models share the purchase head, horizon, cutoffs and users:
+- mlp on `purchase_v1` (the windowed aggregates),
+- mlp+sequence: the mlp concatenated with a tiny Transformer over the last 30 events, on `purchase_seq_v1`,
+- mlp+text: the mlp concatenated with a tiny BERT over the last 15 events rendered as text and the last
+  queries, on `purchase_seq_v1`.
+The sequence and text encoders alone see only the last events, not the 30-day aggregates, and lose to the
+mlp for that reason (in a trial on 3,000 users: sequence alone 0.674 test ROC-AUC, mlp 0.722); what they
+add to the mlp is the question, so that is what is measured.
+
+Scores are read back from each version's stored evaluation outputs (evaluation.parquet: the held-out test
+users at the test cutoff, the rows its registered metrics were computed from). ROC-AUC and PR-AUC come with
+95% bootstrap intervals over those users, and the gain over the MLP with a paired interval (the same
+resampled users for both models). Variants: `full` (both signals), `no_order` (order effect off: the
+sequence's gain should go), `neither` (both off: the text's gain should go too), and `no_query` (query
+signal off; not in the default run, for time).
+
+Prints a markdown table, then (with --json) one JSON line last. Seeded and deterministic on the CPU (torch
+uses one thread unless --threads says otherwise); the runtime and load average are printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from registry import jobs
+from registry.db.store import ModelRegistry
+from registry.metrics import bootstrap_samples
+from registry.settings import Settings
+from registry.training import EVALUATION_FILE, TrainConfig
+
+WORK = Path(__file__).resolve().parent / ".work" / "quality_synthetic"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    order_effect: bool
+    query_signal: bool
+    encoders: tuple[str, ...]
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("full", True, True, ("mlp", "mlp+sequence", "mlp+text")),
+        Variant("no_order", False, True, ("mlp", "mlp+sequence")),
+        Variant("no_query", True, False, ("mlp", "mlp+text")),
+        Variant("neither", False, False, ("mlp", "mlp+text")),
+    )
+}
+# name -> (encoders, feature service, options per encoder). The sequence and text encoders read only the
+# last events (and queries), not the 30-day aggregates, so each is measured as what it adds to the mlp:
+# concatenated with it, on the service that serves both (the mlp takes the scalar fields).
+# The tiny configs train in a minute or two per model on one CPU thread.
+SEQUENCE = {"max_len": 30, "d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.1, "category_buckets": 256}
+TEXT = {"max_events": 15, "max_tokens": 96, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 64, "dropout": 0.1}  # fmt: skip
+ENCODERS = {
+    "mlp": (["mlp"], "purchase_v1", {}),
+    "mlp+sequence": (["mlp", "sequence"], "purchase_seq_v1", {"sequence": SEQUENCE}),
+    "mlp+text": (["mlp", "text"], "purchase_seq_v1", {"text": TEXT}),
+}
+METRICS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
+
+
+def workspace(variant: Variant, args: argparse.Namespace) -> Settings:
+    home = WORK / variant.name
+    shutil.rmtree(home, ignore_errors=True)  # every run starts from the seed, never from a previous run
+    settings = Settings.from_env(home=home).with_(
+        database_url=f"sqlite:///{home / 'registry.db'}",
+        feast_profile="",
+        artifacts_root=str(home / "artifacts"),
+        device="cpu",
+    )
+    jobs.generate(
+        settings,
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        start="2024-01-01",
+        order_effect=variant.order_effect,
+        query_signal=variant.query_signal,
+    )
+    jobs.build_features(settings)
+    jobs.apply_features(settings)
+    ModelRegistry.open(settings=settings, upgrade=True).close()
+    return settings
+
+
+def test_scores(settings: Settings, encoder: str, args: argparse.Namespace) -> tuple[pd.DataFrame, float]:
+    """Train one encoder through jobs.train; its test rows (user_id, cutoff, label, score) from the
+    registered artifact's evaluation outputs, and the training seconds."""
+    parts, service, config = ENCODERS[encoder]
+    model_name = encoder.replace("+", "_")
+    spec = jobs.TrainSpec(
+        model_name=model_name,
+        encoder=parts[0] if len(parts) == 1 else parts,
+        feature_service=service,
+        horizon_days=args.horizon,
+        encoder_config=config,
+        train=TrainConfig(epochs=args.epochs, patience=3, seed=args.seed, device="cpu", progress=False),
+    )
+    started = time.perf_counter()
+    version = jobs.train(settings, spec)
+    seconds = time.perf_counter() - started
+    with ModelRegistry.open(settings=settings) as registry:
+        _, directory = registry.fetch(model_name, version.version)
+    outputs = pd.read_parquet(directory / EVALUATION_FILE)
+    test = outputs[outputs["split"] == "test"].sort_values(["user_id", "cutoff"], ignore_index=True)
+    # The stored rows are the ones the registered metric came from: check, so the table can be trusted.
+    assert abs(roc_auc_score(test["label"], test["score"]) - version.metrics["test_roc_auc"]) < 1e-9
+    return test, seconds
+
+
+def interval(samples: np.ndarray) -> list[float]:
+    low, high = np.nanpercentile(samples, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    settings = workspace(variant, args)
+    scores, train_seconds = {}, {}
+    for encoder in variant.encoders:
+        test, train_seconds[encoder] = test_scores(settings, encoder, args)
+        scores[encoder] = test
+    reference = scores["mlp"]
+    for encoder, test in scores.items():
+        if not test[["user_id", "cutoff", "label"]].equals(reference[["user_id", "cutoff", "label"]]):
+            raise RuntimeError(f"{encoder} was tested on other rows than mlp; the comparison would be unpaired")
+    y = reference["label"].to_numpy()
+    by_model = {e: t["score"].to_numpy() for e, t in scores.items()}
+    result: dict = {"users": len(y), "base_rate": round(float(y.mean()), 4), "models": {}}
+    for metric, fn in METRICS.items():
+        samples = bootstrap_samples(y, by_model, fn, n_boot=args.boot, seed=args.seed)
+        for encoder, values in samples.items():
+            row = result["models"].setdefault(encoder, {"train_s": round(train_seconds[encoder], 1)})
+            row[metric] = round(float(fn(y, by_model[encoder])), 4)
+            row[f"{metric}_ci"] = interval(values)
+            if encoder != "mlp":
+                row[f"{metric}_gain"] = round(row[metric] - result["models"]["mlp"][metric], 4)
+                row[f"{metric}_gain_ci"] = interval(values - samples["mlp"])
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = [
+        "| shop | order effect | query signal | encoder | ROC-AUC [95% CI] | gain vs mlp [95% CI] "
+        "| PR-AUC [95% CI] | gain vs mlp [95% CI] | base rate | test users | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+
+    def ci(row: dict, key: str) -> str:
+        low, high = row[f"{key}_ci"]
+        return f"{row[key]:+.3f} [{low:+.3f}, {high:+.3f}]" if "gain" in key else f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+
+    for name, result in results.items():
+        variant = VARIANTS[name]
+        for encoder, row in result["models"].items():
+            gains = ["-", "-"] if encoder == "mlp" else [ci(row, "roc_auc_gain"), ci(row, "pr_auc_gain")]
+            lines.append(
+                f"| {name} | {'on' if variant.order_effect else 'off'} | {'on' if variant.query_signal else 'off'} "
+                f"| {encoder} | {ci(row, 'roc_auc')} | {gains[0]} | {ci(row, 'pr_auc')} | {gains[1]} "
+                f"| {result['base_rate']:.3f} | {result['users']:,} | {row['train_s']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--horizon", type=int, default=7, help="label: purchase within this many days")
+    parser.add_argument("--epochs", type=int, default=8, help="at most; early stopping with patience 3")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--variants", default="full,no_order,neither", help=f"comma-separated, of {list(VARIANTS)}")
+    parser.add_argument("--json", action="store_true", help="print one JSON line last")
+    args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    results = {name: run_variant(VARIANTS[name], args) for name in args.variants.split(",")}
+    seconds = time.perf_counter() - started
+    load = os.getloadavg()
+    print(table(results))
+    print(
+        f"\n{args.users:,} users x {args.days} days, seed {args.seed}, horizon {args.horizon}d, "
+        f"<= {args.epochs} epochs, {args.boot} bootstrap resamples; {seconds:.0f} s in all on "
+        f"{torch.get_num_threads()} torch thread(s), load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k != "json"}
+        print(json.dumps({"config": config, "seconds": round(seconds, 1), "variants": results}))
+
+
+if __name__ == "__main__":
+    main()
