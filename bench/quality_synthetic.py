@@ -45,6 +45,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from registry import jobs
 from registry.db.store import ModelRegistry
+from registry.events.schema import read_events
 from registry.metrics import bootstrap_samples
 from registry.settings import Settings
 from registry.training import EVALUATION_FILE, TrainConfig
@@ -108,9 +109,9 @@ def workspace(variant: Variant, args: argparse.Namespace) -> Settings:
     return settings
 
 
-def test_scores(settings: Settings, encoder: str, args: argparse.Namespace) -> tuple[pd.DataFrame, float]:
-    """Train one encoder through jobs.train; its test rows (user_id, cutoff, label, score) from the
-    registered artifact's evaluation outputs, and the training seconds."""
+def stored_outputs(settings: Settings, encoder: str, args: argparse.Namespace) -> tuple[pd.DataFrame, float]:
+    """Train one model through jobs.train; its valid and test rows (split, user_id, cutoff, label, score)
+    from the registered artifact's evaluation outputs, and the training seconds."""
     parts, service, config = ENCODERS[encoder]
     model_name = encoder.replace("+", "_")
     spec = jobs.TrainSpec(
@@ -126,11 +127,31 @@ def test_scores(settings: Settings, encoder: str, args: argparse.Namespace) -> t
     seconds = time.perf_counter() - started
     with ModelRegistry.open(settings=settings) as registry:
         _, directory = registry.fetch(model_name, version.version)
-    outputs = pd.read_parquet(directory / EVALUATION_FILE)
-    test = outputs[outputs["split"] == "test"].sort_values(["user_id", "cutoff"], ignore_index=True)
+    outputs = pd.read_parquet(directory / EVALUATION_FILE).sort_values(["split", "user_id"], ignore_index=True)
+    test = outputs[outputs["split"] == "test"]
     # The stored rows are the ones the registered metric came from: check, so the table can be trusted.
     assert abs(roc_auc_score(test["label"], test["score"]) - version.metrics["test_roc_auc"]) < 1e-9
-    return test, seconds
+    return outputs, seconds
+
+
+def segments(events: pd.DataFrame, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Which rows hold each planted signal in the 2 days before their cutoff: a search->cart of one category
+    within 10 minutes in one session (`search_then_cart`), a 'buy ...' / '... price' query (`buying_query`)."""
+    window = pd.Timedelta(days=2)
+    carts = events.loc[events["event_type"] == "cart", ["user_id", "session_id", "category", "event_time"]]
+    searches = events.loc[events["event_type"] == "search", ["session_id", "category", "event_time", "query"]]
+    pairs = carts.merge(searches, on=["session_id", "category"], suffixes=("", "_search"))
+    lag = pairs["event_time"] - pairs["event_time_search"]
+    pattern = pairs.loc[(lag > pd.Timedelta(0)) & (lag <= pd.Timedelta(minutes=10)), ["user_id", "event_time"]]
+    query = searches["query"].fillna("")
+    buying = events.loc[searches.index[query.str.startswith("buy ") | query.str.endswith(" price")]]
+
+    def had(found: pd.DataFrame) -> np.ndarray:
+        joined = rows[["user_id", "cutoff"]].reset_index().merge(found[["user_id", "event_time"]], on="user_id")
+        recent = (joined["event_time"] <= joined["cutoff"]) & (joined["event_time"] > joined["cutoff"] - window)
+        return rows.index.isin(joined.loc[recent, "index"])
+
+    return {"search_then_cart": had(pattern), "buying_query": had(buying)}
 
 
 def interval(samples: np.ndarray) -> list[float]:
@@ -141,16 +162,17 @@ def interval(samples: np.ndarray) -> list[float]:
 def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     settings = workspace(variant, args)
-    scores, train_seconds = {}, {}
+    outputs, train_seconds = {}, {}
     for encoder in variant.encoders:
-        test, train_seconds[encoder] = test_scores(settings, encoder, args)
-        scores[encoder] = test
-    reference = scores["mlp"]
-    for encoder, test in scores.items():
-        if not test[["user_id", "cutoff", "label"]].equals(reference[["user_id", "cutoff", "label"]]):
-            raise RuntimeError(f"{encoder} was tested on other rows than mlp; the comparison would be unpaired")
-    y = reference["label"].to_numpy()
-    by_model = {e: t["score"].to_numpy() for e, t in scores.items()}
+        outputs[encoder], train_seconds[encoder] = stored_outputs(settings, encoder, args)
+    reference = outputs["mlp"]
+    keys = ["split", "user_id", "cutoff", "label"]
+    for encoder, rows in outputs.items():
+        if not rows[keys].equals(reference[keys]):
+            raise RuntimeError(f"{encoder} was evaluated on other rows than mlp; the comparison would be unpaired")
+    test = (reference["split"] == "test").to_numpy()
+    y = reference.loc[test, "label"].to_numpy()
+    by_model = {e: rows.loc[test, "score"].to_numpy() for e, rows in outputs.items()}
     result: dict = {"users": len(y), "base_rate": round(float(y.mean()), 4), "models": {}}
     for metric, fn in METRICS.items():
         samples = bootstrap_samples(y, by_model, fn, n_boot=args.boot, seed=args.seed)
@@ -161,6 +183,16 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
             if encoder != "mlp":
                 row[f"{metric}_gain"] = round(row[metric] - result["models"]["mlp"][metric], 4)
                 row[f"{metric}_gain_ci"] = interval(values - samples["mlp"])
+    # Where the gain comes from: rows (validation and test pooled, for numbers) holding a planted signal.
+    events = read_events(settings.events_dir)
+    result["segments"] = {}
+    for segment, mask in segments(events, reference).items():
+        result["segments"][segment] = {
+            "rows": int(mask.sum()),
+            "buy_rate": round(float(reference.loc[mask, "label"].mean()), 3) if mask.any() else None,
+            "mean_score": {e: round(float(r.loc[mask, "score"].mean()), 3) if mask.any() else None
+                           for e, r in outputs.items()},
+        }  # fmt: skip
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -188,6 +220,22 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def segment_table(results: dict[str, dict]) -> str:
+    models = list(ENCODERS)
+    lines = [
+        "| shop | rows with, in the 2 days before the cutoff | rows | bought | "
+        + " | ".join(f"mean score {m}" for m in models) + " |",
+        "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in models) + " |",
+    ]
+    for name, result in results.items():
+        for segment, row in result["segments"].items():
+            scores = [row["mean_score"].get(m) for m in models]
+            cells = " | ".join("-" if v is None else f"{v:.3f}" for v in scores)
+            bought = "-" if row["buy_rate"] is None else f"{row['buy_rate']:.3f}"
+            lines.append(f"| {name} | {segment.replace('_', ' ')} | {row['rows']:,} | {bought} | {cells} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=3000)
@@ -209,6 +257,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     load = os.getloadavg()
     print(table(results))
+    print()
+    print(segment_table(results))
     print(
         f"\n{args.users:,} users x {args.days} days, seed {args.seed}, horizon {args.horizon}d, "
         f"<= {args.epochs} epochs, {args.boot} bootstrap resamples; {seconds:.0f} s in all on "
