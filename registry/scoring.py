@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -52,10 +52,18 @@ class InvalidUserId(ValueError):
     """A user id that is not an integer (the `user` entity's join key is INT64)."""
 
 
+class CategoryProbability(NamedTuple):
+    category: str
+    probability: float
+
+
 @dataclass(frozen=True)
 class Score:
+    """One user's answer. The model's head decides which answer field is set (`answer` names it; the others
+    are None): `probability` (purchase), `expected_spend` (spend) or `top_categories` (next_category)."""
+
     user_id: int
-    probability: float
+    probability: float | None
     model: str
     version: int
     # The alias that answered: the requested one, or the one a traffic split chose (registry.serving.config).
@@ -69,9 +77,22 @@ class Score:
     # The online store has nothing for this user: the score is the model's answer for a user with no
     # activity at all.
     cold_start: bool
+    # The head plugin behind the answer and the field that carries it (a key of ANSWER_FIELDS).
+    head: str
+    answer: str
+    expected_spend: float | None = None
+    top_categories: tuple[CategoryProbability, ...] | None = None
+
+    @property
+    def value(self) -> float | tuple[CategoryProbability, ...] | None:
+        """The answer, whichever field carries it."""
+        return getattr(self, self.answer)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.top_categories is not None:  # JSON objects, not bare pairs
+            out["top_categories"] = [c._asdict() for c in self.top_categories]
+        return out
 
 
 @dataclass(frozen=True)
@@ -349,11 +370,13 @@ class Scorer:
         version = self.resolve(model, alias)
         shop_model = self._model(version)
         names, values, ages, stale = self._online(shop_model.feature_service, ids)
-        probabilities = shop_model.predict_values(names, values)
+        head = shop_model.head
+        answers = head.answers(shop_model.predict_values(names, values))
+        if head.answer == "top_categories":
+            answers = [tuple(CategoryProbability(c, p) for c, p in row) for row in answers]
         return [
             Score(
                 user_id=uid,
-                probability=float(p),
                 model=model,
                 version=version.version,
                 alias=alias,
@@ -361,8 +384,11 @@ class Scorer:
                 feature_age_seconds=None if age != age else float(age),  # NaN != NaN: unknown user
                 stale=bool(is_stale),
                 cold_start=age != age,
+                head=head.name,
+                answer=head.answer,
+                **{"probability": None, head.answer: answer},
             )
-            for uid, p, age, is_stale in zip(ids, probabilities.tolist(), ages.tolist(), stale, strict=True)
+            for uid, answer, age, is_stale in zip(ids, answers, ages.tolist(), stale.tolist(), strict=True)
         ]
 
     def score_many(
@@ -423,10 +449,12 @@ class Scorer:
                         "user_id": main.user_id,
                         "served_alias": main.alias,
                         "served_version": main.version,
-                        "served_probability": main.probability,
+                        "served_answer": main.answer,
+                        "served_value": main.to_dict()[main.answer],
                         "shadow_alias": other.alias,
                         "shadow_version": other.version,
-                        "shadow_probability": other.probability,
+                        "shadow_answer": other.answer,
+                        "shadow_value": other.to_dict()[other.answer],
                     },
                     sort_keys=True,
                 )
