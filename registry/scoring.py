@@ -173,6 +173,7 @@ class Scorer:
         clock: Callable[[], float] = time.time,
         serving: ServingConfig | None = None,
         alias_poll_s: float = 0.5,
+        bulk_reads: bool = True,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.clock = clock  # injectable so tests and replays can score "as of" another time
@@ -180,7 +181,9 @@ class Scorer:
         self.alias_poll_s = alias_poll_s
         self.registry = ModelRegistry.open(settings=self.settings)
         self.store: FeatureStore = open_store(self.settings)
-        self._bulk = BulkReader.for_store(self.store, USER_KEY)
+        # bulk_reads=False reads every service through Feast's public API (the benchmark's baseline, and a
+        # way out should a Feast upgrade change what the bulk reader relies on).
+        self._bulk = BulkReader.for_store(self.store, USER_KEY) if bulk_reads else None
         self.device = resolve_device(self.settings.device)
         self._models: dict[tuple[str, int], ShopModel] = {}
         self._versions: dict[tuple[str, int], ModelVersion] = {}

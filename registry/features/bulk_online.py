@@ -4,7 +4,7 @@ Why this exists: Feast's own read (`get_online_features`, and the provider's `on
 protobuf `Value` and, on SQLite, a timezone-aware `datetime` for every (user, feature) pair, then walks them
 in Python. Measured on the bench shop (39 features, 2 cores): `online_read` for 1,000 users took ~220 ms,
 86% of `score_many(1000)`, which served ~4,000 users/s (bench/bench_score.py). This module reads the same
-rows with one query per view (SQLite) or one pipeline of HMGETs per view (Redis), and decodes Feast's
+rows with one query per view (SQLite) or one script running the HMGETs per view (Redis), and decodes Feast's
 serialised `Value` bytes for a whole batch at once with numpy.
 
 It reads exactly what Feast stores and returns, using Feast's own names for everything it did not invent:
@@ -74,7 +74,7 @@ def decode_numbers(blobs: Sequence[bytes | None]) -> np.ndarray:
 
     # A varint is 7 bits per byte, least significant first; negative int32/int64 use all 10 bytes, so the
     # sum wraps to the right two's-complement int64.
-    hit = np.isin(tags, (_INT32, _INT64, _BOOL)) & (lengths >= 2) & (lengths <= _MAX_VARINT + 1)
+    hit = ((tags == _INT32) | (tags == _INT64) | (tags == _BOOL)) & (lengths >= 2) & (lengths <= _MAX_VARINT + 1)
     if hit.any():
         raw = buf[starts[hit, None] + 1 + np.arange(_MAX_VARINT)].astype(np.uint64)
         used = np.arange(_MAX_VARINT) < (lengths[hit, None] - 1)
@@ -232,19 +232,27 @@ def _event_seconds(stored: int) -> float:
 
 
 class RedisBulkReader(BulkReader):
-    """One pipeline of HMGETs per view, as Feast's own read: a user is one hash keyed by its entity key plus
-    the project; a feature is the hash field mmh3("<view>:<feature>"), its event time "_ts:<view>"."""
+    """The HMGETs Feast's own read sends (a user is one hash keyed by its entity key plus the project; a
+    feature is the hash field mmh3("<view>:<feature>"), its event time "_ts:<view>"), run by one server-side
+    script per view instead of a pipeline: redis-py packs each pipelined command's arguments in Python,
+    which made a 1,000-user pipeline take ~2x the script's time (50 vs 29 ms, same run)."""
+
+    HMGET_EACH = (
+        "local out = {} for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end "
+        "return out"
+    )
+
+    def __init__(self, store: FeatureStore, codec: EntityKeyCodec) -> None:
+        super().__init__(store, codec)
+        client = store._get_provider().online_store._get_client(self.config.online_store)
+        self._hmget_each = client.register_script(self.HMGET_EACH)  # EVALSHA, loaded on first use
 
     def read(self, view: FeatureView, features: list[str], user_ids: Sequence[int]) -> ViewRead:
-        online = self.store._get_provider().online_store
-        client = online._get_client(self.config.online_store)
         name = compute_versioned_name(view, self.config.registry.enable_online_feature_view_versioning)
         fields = [_mmh3(f"{name}:{f}") for f in features] + [f"_ts:{name}"]
         project = self.config.project.encode()
-        with client.pipeline(transaction=False) as pipe:
-            for key in self.codec.keys(user_ids):
-                pipe.hmget(key + project, fields)
-            replies = pipe.execute()
+        keys = [key + project for key in self.codec.keys(user_ids)]
+        replies = self._hmget_each(keys=keys, args=fields) if keys else []
         width = len(features)
         event_time = np.zeros(len(user_ids))
         blobs: list[bytes | None] = []
