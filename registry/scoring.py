@@ -487,7 +487,7 @@ def freeze_heap() -> None:
 
     A batch read allocates tens of thousands of short-lived row tuples, and the collections they trigger walk
     the whole heap: on the bench shop, score_many(1000) served ~4,100 users/s without this and ~11,800 with
-    it in the same run (load average 3 on 2 cores). Objects created later are collected as usual."""
+    it (back-to-back runs, load average 3 on 2 cores). Objects created later are collected as usual."""
     gc.collect()
     gc.freeze()
 

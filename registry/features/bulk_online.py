@@ -3,7 +3,7 @@
 Why this exists: Feast's own read (`get_online_features`, and the provider's `online_read` under it) builds a
 protobuf `Value` and, on SQLite, a timezone-aware `datetime` for every (user, feature) pair, then walks them
 in Python. Measured on the bench shop (39 features, 2 cores): `online_read` for 1,000 users took ~220 ms,
-86% of `score_many(1000)`, which served ~4,000 users/s (bench/bench_score.py). This module reads the same
+79% of `score_many(1000)` in cProfile, which served ~4,000 users/s. This module reads the same
 rows with one query per view (SQLite) or one script running the HMGETs per view (Redis), and decodes Feast's
 serialised `Value` bytes for a whole batch at once with numpy.
 
