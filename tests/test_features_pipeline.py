@@ -18,10 +18,12 @@ from registry.features.pipeline import (
     category_id,
     event_type_id,
     feature_columns,
+    iter_user_features,
     parse_grain,
     price_bucket,
     realtime_rows,
     sequence_columns,
+    write_user_features,
 )
 
 
@@ -183,6 +185,32 @@ def test_end_bounds_the_snapshots_and_drops_later_events():
     full = build_user_features(events)
     same = full[full["event_timestamp"] <= end].reset_index(drop=True)
     pd.testing.assert_frame_equal(snapshots.reset_index(drop=True), same, check_dtype=False)
+
+
+@pytest.mark.parametrize(("grain", "end"), [("1d", None), ("6h", "2024-03-20 13:00"), ("1h", None)])
+def test_blocks_of_users_and_threads_do_not_change_the_snapshots(grain: str, end: str | None):
+    # Blocks of a handful of events split the users into many blocks (one user may fill several blocks'
+    # worth); two threads finish them out of order. The oracle tests above check the single-block result.
+    events = random_events(n=900)
+    end_ts = None if end is None else pd.Timestamp(end, tz="UTC")
+    whole = build_user_features(events, grain=grain, end=end_ts)
+    blocks = list(iter_user_features(events, grain=grain, end=end_ts, block_events=40, threads=2))
+    assert len(blocks) > 5
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), whole, check_exact=True)
+
+
+def test_written_snapshots_stream_block_by_block_into_one_file(tmp_path):
+    events = random_events(n=900)
+    path = write_user_features(iter_user_features(events, block_events=100), tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+    pd.testing.assert_frame_equal(pd.read_parquet(path), build_user_features(events), check_exact=True)
+
+
+def test_unknown_event_type_is_a_clear_error():
+    events = random_events().astype({"event_type": object})
+    events.loc[3, "event_type"] = "refund"
+    with pytest.raises(ValueError, match="unknown event types.*refund"):
+        build_user_features(events)
 
 
 def test_no_events_is_a_clear_error():
