@@ -149,36 +149,43 @@ def _event_times_ns(events: pd.DataFrame) -> np.ndarray:
 class _Events:
     """The columns the aggregates read, as arrays in time order; `user` indexes the sorted user ids."""
 
-    t_ns: np.ndarray
-    user: np.ndarray
-    etype: np.ndarray  # index into EVENT_TYPES
-    price: np.ndarray  # float64, NaN where missing
-    quantity: np.ndarray  # float64, NaN where missing
-    item: np.ndarray  # dense codes of the values, -1 where missing (see _codes)
+    t_ns: np.ndarray  # int64
+    user: np.ndarray  # int32
+    etype: np.ndarray  # int8 index into EVENT_TYPES
+    spend: np.ndarray  # price * quantity (1 if missing) of purchases, 0 elsewhere
+    view_price: np.ndarray  # price of views, NaN for other events and views without a price
+    item: np.ndarray  # int32 codes, -1 where missing (see _codes)
     category: np.ndarray
     session: np.ndarray
 
     @classmethod
-    def of(cls, events: pd.DataFrame) -> tuple[_Events, np.ndarray]:
+    def of(cls, events: pd.DataFrame, pool: ThreadPoolExecutor) -> tuple[_Events, np.ndarray]:
         """The arrays and the ascending user ids their `user` codes index.
 
-        Strings are encoded once here, single-threaded (Python objects hold the GIL); the blocks then
-        read plain integers and run in parallel.
+        Strings are encoded once here (reading Python strings holds the GIL; Arrow's hashing of one
+        column overlaps the reading of the next on `pool`); the blocks then work on numbers only, which
+        numpy processes outside the GIL, so they run in parallel. Narrow types make their gathers cheaper.
         """
         codes, users = pd.factorize(events["user_id"].to_numpy(), sort=True)
+        keys = [events[column] for column in ("item_id", "category", "session_id")]
+        keys = pool.map(_codes, keys)  # starts now, overlapping the event types below
         etype, names = _codes(events["event_type"])
         unknown = set(names.to_pylist()) - set(EVENT_TYPES)
         if unknown or (etype < 0).any():
             raise ValueError(
                 f"unknown event types {sorted(map(str, unknown))}; conform events to {EVENT_TYPES}"
             )
+        etype = np.array([EVENT_TYPES.index(name) for name in names.to_pylist()], "int8")[etype]
+        price = events["price"].to_numpy(dtype="float64", na_value=np.nan)
+        quantity = events["quantity"].to_numpy(dtype="float64", na_value=np.nan)
+        is_purchase = etype == EVENT_TYPES.index("purchase")
         arrays = cls(
             _event_times_ns(events),
-            codes.astype("int64"),
-            np.array([EVENT_TYPES.index(name) for name in names.to_pylist()], "int64")[etype],
-            events["price"].to_numpy(dtype="float64", na_value=np.nan),
-            events["quantity"].to_numpy(dtype="float64", na_value=np.nan),
-            *(_codes(events[column])[0] for column in ("item_id", "category", "session_id")),
+            codes.astype("int32"),
+            etype,
+            np.where(is_purchase, np.nan_to_num(price) * np.where(np.isnan(quantity), 1.0, quantity), 0.0),
+            np.where(etype == EVENT_TYPES.index("view"), price, np.nan),
+            *(codes for codes, _ in keys),
         )
         return arrays, np.asarray(users)
 
@@ -275,21 +282,24 @@ def _distinct_in_windows(grid: Grid, key: np.ndarray, windows: list[int]) -> lis
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, pa.Array]:
-    """Dense int64 codes of a (string or nullable int) column, -1 where null, and the values they index.
+    """Dense int32 codes of a (string or nullable int) column, -1 where null, and the values they index.
 
-    Arrow's hash encoder is several times faster than pandas.factorize on string columns.
+    Arrow's hash encoder is several times faster than pandas.factorize on strings, and releases the GIL.
     """
     values = pa.array(column, from_pandas=True)  # chunked past 2 GB of strings; one dictionary for all
     chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
     encoded = pc.dictionary_encode(chunked).combine_chunks()
-    return np.asarray(encoded.indices.fill_null(-1)).astype("int64"), encoded.dictionary
+    return np.asarray(encoded.indices.fill_null(-1)).astype("int32"), encoded.dictionary
 
 
 def _stable_order(key: np.ndarray) -> np.ndarray:
     """np.argsort(key, kind="stable") for non-negative integers, in linear time: numpy's stable sort is
-    a radix sort for 16-bit types, so sort by each 16-bit digit in turn, least significant first."""
-    top, shift = int(key.max(initial=0)), 0
-    order = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    a radix sort for 8- and 16-bit types, so sort by each 16-bit digit in turn, least significant first
+    (one 8-bit pass for keys below 256: a 16-bit pass costs a 65,536-entry histogram)."""
+    top = int(key.max(initial=0))
+    if top < 256:
+        return np.argsort(key.astype(np.uint8), kind="stable")
+    order, shift = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable"), 0
     while top >> (shift := shift + 16):
         order = order[np.argsort(((key[order] >> shift) & 0xFFFF).astype(np.uint16), kind="stable")]
     return order
@@ -351,10 +361,8 @@ def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: in
         for j, name in enumerate(EVENT_TYPES):
             cols[f"{name}_count_{days}d"] = counts[:, j].astype("int64")  # the Feast type
 
-    is_purchase = etype == EVENT_TYPES.index("purchase")
-    price, quantity = ev.price, ev.quantity
-    value = np.where(is_purchase, np.nan_to_num(price) * np.where(np.isnan(quantity), 1.0, quantity), 0.0)
-    cols["spend_30d"], cols["spend_total"] = _window_sums(per_row(value), group_start, [30 * per_day, whole])
+    windows = [30 * per_day, whole]
+    cols["spend_30d"], cols["spend_total"] = _window_sums(per_row(ev.spend), group_start, windows)
     cols["purchases_total"] = totals[:, EVENT_TYPES.index("purchase")].astype("int64")
     day = ev.t_ns // DAY.value
     (cols["active_days_30d"],) = _distinct_in_windows(grid, day - day.min(), [30 * per_day])
@@ -363,7 +371,7 @@ def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: in
     for column, mask in (
         ("hours_since_last_event", None),
         ("hours_since_last_cart", etype == EVENT_TYPES.index("cart")),
-        ("hours_since_last_purchase", is_purchase),
+        ("hours_since_last_purchase", etype == EVENT_TYPES.index("purchase")),
     ):
         cols[column] = _hours_since_last(grid, ev.t_ns, mask, snapshot_ns)
 
@@ -379,8 +387,8 @@ def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: in
         for days, counts in zip(DISTINCT_WINDOWS_DAYS, _distinct_in_windows(grid, key, windows), strict=True):
             cols[f"distinct_{what}_{days}d"] = counts
     (cols["sessions_7d"],) = _distinct_in_windows(grid, ev.session, [7 * per_day])
-    viewed = (etype == EVENT_TYPES.index("view")) & ~np.isnan(price)
-    priced = np.stack([per_row(np.nan_to_num(price), viewed), per_row(None, viewed)], axis=1)
+    viewed = ~np.isnan(ev.view_price)
+    priced = np.stack([per_row(ev.view_price, viewed), per_row(None, viewed)], axis=1)
     price_sum, price_n = _window_sums(priced, group_start, [30 * per_day])[0].T
     cols["mean_view_price_30d"] = np.divide(price_sum, price_n, out=np.full(rows, np.nan), where=price_n > 0)
     return cols
@@ -401,20 +409,20 @@ def iter_user_features(
     events, last_step = _bounded(events, end, step)
     if not events["event_time"].is_monotonic_increasing:
         events = events.sort_values("event_time", kind="stable")  # read_events already is
-    arrays, users = _Events.of(events)
-    del events  # the arrays hold all the blocks need
-
-    def compute(first: int, stop: int, index: np.ndarray) -> pd.DataFrame:
-        block = arrays.take(index)
-        block.user -= first
-        cols = _block_features(block, stop - first, step, last_step)
-        cols["user_id"] = users[first + cols.pop("user_code")]
-        cols["event_timestamp"] = pd.DatetimeIndex(cols["event_timestamp"]).tz_localize("UTC")
-        # copy=False keeps one block per column: consolidating ~50 columns would copy the whole frame.
-        return pd.DataFrame({name: cols[name] for name in _FEATURE_FRAME}, copy=False)
-
     threads = threads or len(os.sched_getaffinity(0))
-    with ThreadPoolExecutor(threads) as pool:  # numpy and arrow release the GIL in their loops
+    with ThreadPoolExecutor(threads) as pool:  # numpy and Arrow release the GIL in their loops
+        arrays, users = _Events.of(events, pool)
+        del events  # the arrays hold all the blocks need
+
+        def compute(first: int, stop: int, index: np.ndarray) -> pd.DataFrame:
+            block = arrays.take(index)
+            block.user -= first
+            cols = _block_features(block, stop - first, step, last_step)
+            cols["user_id"] = users[first + cols.pop("user_code")]
+            cols["event_timestamp"] = pd.DatetimeIndex(cols["event_timestamp"]).tz_localize("UTC")
+            # copy=False keeps one block per column: consolidating ~50 columns would copy the whole frame.
+            return pd.DataFrame({name: cols[name] for name in _FEATURE_FRAME}, copy=False)
+
         pending: deque[Future[pd.DataFrame]] = deque()
         for block in _user_blocks(arrays.user, len(users), block_events):
             pending.append(pool.submit(compute, *block))
