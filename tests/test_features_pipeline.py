@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from helpers import random_events
 
 from registry.events.schema import EVENT_TYPES
+from registry.features import pipeline
 from registry.features.pipeline import (
     ACTIVE_TAIL_DAYS,
     NO_PREVIOUS_EVENT,
@@ -204,6 +206,15 @@ def test_written_snapshots_stream_block_by_block_into_one_file(tmp_path):
     path = write_user_features(iter_user_features(events, block_events=100), tmp_path)
     assert not list(tmp_path.glob(".*.tmp"))
     pd.testing.assert_frame_equal(pd.read_parquet(path), build_user_features(events), check_exact=True)
+
+
+def test_build_all_streams_blocks_of_users_into_the_same_files(tmp_path, monkeypatch):
+    events = random_events(n=900)
+    monkeypatch.setattr(pipeline, "FRAME_BLOCK_EVENTS", 60)  # ~15 blocks of users
+    written = pipeline.build_all(events, tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(written["user_activity"]), build_user_features(events))
+    assert pq.read_table(written["user_sequence"]).equals(build_user_sequences(events))
+    pd.testing.assert_frame_equal(pd.read_parquet(written["user_realtime"]), realtime_rows(events))
 
 
 def test_unknown_event_type_is_a_clear_error():

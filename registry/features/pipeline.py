@@ -69,6 +69,8 @@ NO_PREVIOUS_EVENT = -1  # seconds_since_prev of a user's very first event
 # Events per block of users: a block's arrays (tens of MB) stay near the CPU caches, and numpy's per-call
 # overhead is still small next to the work; see bench/bench_features.py.
 BLOCK_EVENTS = 1 << 16
+# The sequence and real-time builders work on pandas frames, whose per-call overhead wants larger blocks.
+FRAME_BLOCK_EVENTS = 1 << 20
 
 
 # ---- stable ids ---------------------------------------------------------------------------------------
@@ -596,18 +598,35 @@ def write_user_features(features: pd.DataFrame | Iterable[pd.DataFrame], feature
     return _write_atomic(tables, features_dir, FEATURES_FILE, use_dictionary=False)
 
 
-def write_user_sequences(sequences: pa.Table, features_dir: Path) -> Path:
-    return _write_atomic([sequences], features_dir, SEQUENCES_FILE)
+def write_user_sequences(sequences: pa.Table | Iterable[pa.Table], features_dir: Path) -> Path:
+    return _write_atomic(
+        [sequences] if isinstance(sequences, pa.Table) else sequences, features_dir, SEQUENCES_FILE
+    )
 
 
-def write_realtime_rows(rows: pd.DataFrame, features_dir: Path) -> Path:
-    return _write_atomic([pa.Table.from_pandas(rows, preserve_index=False)], features_dir, REALTIME_FILE)
+def write_realtime_rows(rows: pd.DataFrame | Iterable[pd.DataFrame], features_dir: Path) -> Path:
+    blocks = [rows] if isinstance(rows, pd.DataFrame) else rows
+    tables = (pa.Table.from_pandas(block, preserve_index=False) for block in blocks)
+    return _write_atomic(tables, features_dir, REALTIME_FILE)
+
+
+def _event_blocks(events: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The events of consecutive blocks of users (ascending ids), rows in their original order: the
+    sequence and real-time builders are per user too, so building block by block and writing each block
+    gives the same file as building all at once, in memory bounded by a block."""
+    codes, users = pd.factorize(events["user_id"].to_numpy(), sort=True)
+    for _, _, index in _user_blocks(codes, len(users), FRAME_BLOCK_EVENTS):
+        yield events.iloc[np.sort(index)]
 
 
 def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") -> dict[str, Path]:
     """Build and write every batch source the feature repo reads."""
     return {
         "user_activity": write_user_features(iter_user_features(events, grain=grain), features_dir),
-        "user_sequence": write_user_sequences(build_user_sequences(events, grain=grain), features_dir),
-        "user_realtime": write_realtime_rows(realtime_rows(events), features_dir),
+        "user_sequence": write_user_sequences(
+            (build_user_sequences(block, grain=grain) for block in _event_blocks(events)), features_dir
+        ),
+        "user_realtime": write_realtime_rows(
+            (realtime_rows(block) for block in _event_blocks(events)), features_dir
+        ),
     }
