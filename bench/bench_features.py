@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from registry.features.pipeline import default_threads
+
 # Roughly 450k events per 2,500 users over 90 days with the generator's defaults (measured, not exact).
 EVENTS_PER_USER_90D = 180
 BASELINE = "416cff5"  # pandas + numpy on the whole frame, one thread
@@ -113,14 +115,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/shopscore-bench"))
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the engine to compare with")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # child mode: PATH ENGINE THREADS
     args = parser.parse_args()
     if args.one:
         path, engine, threads = args.one
         print(json.dumps(run_one(Path(path), engine, int(threads))))
         return
-    print(f"cores usable: {len(os.sched_getaffinity(0))}\n")
+    print(f"cores usable: {default_threads()}\n")
     print(
         "| events | engine | threads | snapshot rows | seconds | events/s | CPU s | events/CPU-s "
         "| peak RSS (MB) | of which events (MB) | load avg |"

@@ -396,6 +396,11 @@ def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: in
     return cols
 
 
+def default_threads() -> int:
+    """The cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def iter_user_features(
     events: pd.DataFrame,
     *,
@@ -411,7 +416,7 @@ def iter_user_features(
     events, last_step = _bounded(events, end, step)
     if not events["event_time"].is_monotonic_increasing:
         events = events.sort_values("event_time", kind="stable")  # read_events already is
-    threads = threads or len(os.sched_getaffinity(0))
+    threads = threads or default_threads()
     with ThreadPoolExecutor(threads) as pool:  # numpy and Arrow release the GIL in their loops
         arrays, users = _Events.of(events, pool)
         del events  # the arrays hold all the blocks need
