@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import random_events
 
+from registry.events.generate import generate_events
 from registry.events.schema import EVENT_TYPES
 from registry.features import pipeline
 from registry.features.pipeline import (
@@ -79,12 +80,7 @@ def brute_force_sequence(events: pd.DataFrame, user: int, at: pd.Timestamp) -> d
     }
 
 
-@pytest.mark.parametrize("grain", ["1d", "6h", "1h"])
-def test_snapshots_match_brute_force_recomputation(grain: str):
-    events = random_events(n=900)
-    snapshots = build_user_features(events, grain=grain)
-    assert list(snapshots.columns) == ["user_id", "event_timestamp", *feature_columns()]
-    assert (snapshots["event_timestamp"].dt.floor(grain) == snapshots["event_timestamp"]).all()
+def assert_rows_match_brute_force(events: pd.DataFrame, snapshots: pd.DataFrame) -> None:
     rng = np.random.default_rng(0)
     # Half the rows are drawn right after activity, where the short windows are rarely zero.
     active = snapshots.index[snapshots["view_count_1h"] + snapshots["cart_count_1h"] > 0].to_numpy()
@@ -98,6 +94,26 @@ def test_snapshots_match_brute_force_recomputation(grain: str):
                 row["user_id"],
                 row["event_timestamp"],
             )
+
+
+@pytest.mark.parametrize("grain", ["1d", "6h", "1h"])
+def test_snapshots_match_brute_force_recomputation(grain: str):
+    events = random_events(n=900)
+    snapshots = build_user_features(events, grain=grain)
+    assert list(snapshots.columns) == ["user_id", "event_timestamp", *feature_columns()]
+    assert (snapshots["event_timestamp"].dt.floor(grain) == snapshots["event_timestamp"]).all()
+    assert_rows_match_brute_force(events, snapshots)
+
+
+def test_generated_shop_snapshots_in_many_blocks_match_brute_force_recomputation():
+    # The generator's events have real sessions, categories and funnels; tiny blocks on two threads.
+    events = generate_events(users=40, days=30, seed=2, start="2024-01-01")
+    end = pd.Timestamp("2024-01-25 13:00", tz="UTC")
+    blocks = list(iter_user_features(events, grain="6h", end=end, block_events=200, threads=2))
+    assert len(blocks) > 5
+    snapshots = pd.concat(blocks, ignore_index=True)
+    assert snapshots["event_timestamp"].max() == end.floor("6h")
+    assert_rows_match_brute_force(events[events["event_time"] < end.floor("6h")], snapshots)
 
 
 def test_distinct_counts_are_exact_not_sums_of_daily_distincts():
