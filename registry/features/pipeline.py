@@ -59,6 +59,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -232,13 +233,14 @@ class Grid:
     def row_user_code(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.first_step)), np.diff(self.offsets))
 
+    @cached_property
     def block_start(self) -> np.ndarray:
         """(R,) first row of each row's user block."""
         return np.repeat(self.offsets[:-1], np.diff(self.offsets))
 
     def snapshot_ns(self) -> np.ndarray:
         """(R,) the time T of each row in ns: the end of its step (events strictly before T are visible)."""
-        within = np.arange(self.rows) - self.block_start()
+        within = np.arange(self.rows) - self.block_start
         return (np.repeat(self.first_step, np.diff(self.offsets)) + within + 1) * self.step_ns
 
 
@@ -362,7 +364,7 @@ def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: in
     """Every `user_activity` column for users `0 .. n_users - 1` of `ev`, plus each row's `user_code`."""
     grid = _grid(ev.user, n_users, ev.t_ns, step, last_step)
     rows, types = grid.rows, len(EVENT_TYPES)
-    group_start = grid.block_start()
+    group_start = grid.block_start
     per_day = DAY // step  # steps per day
     etype = ev.etype
     snapshot_ns = grid.snapshot_ns()
@@ -480,7 +482,7 @@ def _hours_since_last(
     np.maximum.at(newest, rows, times)
     present = newest != np.iinfo("int64").min
     last_row = np.maximum.accumulate(np.where(present, np.arange(grid.rows), -1))
-    seen = last_row >= grid.block_start()  # never carry a time across users
+    seen = last_row >= grid.block_start  # never carry a time across users
     last_time = np.where(seen, newest[np.maximum(last_row, 0)], 0)
     hours = (snapshot_ns - last_time) / 3.6e12
     return np.where(seen, hours, np.nan)
