@@ -22,6 +22,7 @@ from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
 from registry.features import pipeline
 from registry.features import store as feast_store
+from registry.features.lifetime import LIFETIME_FILE
 from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
 from registry.plugin_host import default_host
@@ -65,7 +66,7 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
     if start is not None:
         feast_store.materialize(settings, start=start, backfill=True)
         return
-    files = [pipeline.FEATURES_FILE, pipeline.SEQUENCES_FILE, pipeline.REALTIME_FILE]
+    files = [pipeline.FEATURES_FILE, pipeline.SEQUENCES_FILE, pipeline.REALTIME_FILE, LIFETIME_FILE]
     stamps = [
         pd.read_parquet(settings.features_dir / name, columns=["event_timestamp"])["event_timestamp"].min()
         for name in files
@@ -133,11 +134,15 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         )
 
     train_rows = frame(list(splits.train_cutoffs))
-    valid_rows = frame([splits.valid_cutoff])
     test_rows = frame([splits.test_cutoff])
-    # Train and validate on one set of users, test on users the model never saw, at a later cutoff.
+    if splits.valid_cutoff is None:
+        # Validate on the held-out users at the training cutoffs (their labels end by the test cutoff).
+        valid_rows = train_rows[held_out(train_rows["user_id"])]
+    else:
+        valid_rows = frame([splits.valid_cutoff])
+        valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
+    # Train on one set of users, test on users the model never saw, at a later cutoff.
     train_rows = train_rows[~held_out(train_rows["user_id"])]
-    valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
     test_rows = test_rows[held_out(test_rows["user_id"])]
 
     config = spec.train or TrainConfig(device=settings.device)
