@@ -62,6 +62,7 @@ WORK = Path(__file__).resolve().parent / ".work" / "cdnow"
 DAY = pd.Timedelta(days=1)
 MIN_HISTORY_DAYS = 28  # a training cutoff needs this much history after the data start
 WINDOWS_DAYS = (30, 90, 180, 365)
+MARKER = ".quality_cdnow"  # marks a workspace this benchmark may wipe and rebuild
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10")
 
 
@@ -115,20 +116,16 @@ def training_cutoffs(
 
 
 # ---- data ----------------------------------------------------------------------------------------------
-def prepare(settings: Settings, data: Path, customers: int | None) -> pd.DataFrame:
-    """Import the raw file (optionally the `customers` lowest ids only), build every view, apply Feast and
-    create the model registry."""
+def read_raw(data: Path, customers: int | None) -> pd.DataFrame:
+    """The raw CDNOW rows as text, optionally only the customers with id <= `customers` (quick runs)."""
     if not data.is_file():
         raise FileNotFoundError(f"CDNOW data {data} not found; pass --data PATH to CDNOW_master.txt")
-    if settings.home.exists():
-        shutil.rmtree(settings.home)  # a fresh workspace: the run must not depend on an earlier one
-    settings.home.mkdir(parents=True)
-    source = data
-    if customers is not None:
-        raw = pd.read_csv(data, sep=r"\s+", dtype=str)
-        keep = raw[raw["customer_id"].astype("int64") <= customers]
-        source = settings.home / "cdnow_subset.txt"
-        keep.to_csv(source, sep=" ", index=False)
+    raw = pd.read_csv(data, sep=r"\s+", dtype=str)
+    return raw if customers is None else raw[raw["customer_id"].astype("int64") <= customers]
+
+
+def prepare(settings: Settings, source: Path) -> pd.DataFrame:
+    """Import `source` with the `cdnow` importer, build every view, apply Feast and create the model registry."""
     summary = import_events(source, "cdnow", settings.events_dir)
     if summary.quarantined:
         raise RuntimeError(f"the cdnow importer quarantined rows of {source}: {summary.to_json()}")
@@ -139,7 +136,7 @@ def prepare(settings: Settings, data: Path, customers: int | None) -> pd.DataFra
     return events
 
 
-def test_rows(events: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.DataFrame:
+def scored_rows(events: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.DataFrame:
     """Every customer with history before the cutoff, with the label (the rows every model is scored on)."""
     rows = entity_rows(events, [cutoff])
     return labels(events, rows, horizon)[["user_id", "event_timestamp", "label_purchase"]]
@@ -320,18 +317,29 @@ def run(
         raise ProtocolError(f"unknown encoder families {unknown}; choose from {list(FAMILIES)}")
     started = time.perf_counter()
     test_cutoff = as_utc(cutoff)
+    raw = read_raw(Path(data), customers)
+    dates = pd.to_datetime(raw["date"], format="%Y%m%d", utc=True)
+    # Checked on the raw file first, so a bad cutoff fails before minutes of import and feature building.
+    cutoffs = training_cutoffs(dates.min(), dates.max(), test_cutoff, horizon, train_every)
     settings = Settings.from_env(home=work).with_(
         feast_profile="", feature_repo=Settings.from_env().feature_repo
     )
     settings = settings.with_(
         database_url=f"sqlite:///{work / 'registry.db'}", artifacts_root=str(work / "artifacts")
     )
-    events = prepare(settings, Path(data), customers)
-    first_day = events["event_time"].min().floor("D")
-    last_day = events["event_time"].max().floor("D")
-    cutoffs = training_cutoffs(first_day, last_day, test_cutoff, horizon, train_every)
+    if work.exists() and any(work.iterdir()):
+        if not (work / MARKER).is_file():
+            raise ProtocolError(f"--work {work} is not empty and not an earlier run's workspace; pass another")
+        shutil.rmtree(work)  # a fresh workspace: a run must not depend on an earlier one
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).touch()
+    source = Path(data)
+    if customers is not None:
+        source = work / "cdnow_subset.txt"
+        raw.to_csv(source, sep=" ", index=False)
+    events = prepare(settings, source)
     splits = Splits(tuple(cutoffs), None, test_cutoff, horizon)
-    rows = test_rows(events, test_cutoff, horizon)
+    rows = scored_rows(events, test_cutoff, horizon)
     y = rows["label_purchase"].to_numpy()
 
     scores: dict[str, np.ndarray] = {}

@@ -312,8 +312,60 @@ user_lifetime = FeatureView(
 )
 
 
+user_lifetime_lags_source = {
+    days: FileSource(
+        name=f"user_lifetime_{days}d_ago_history",
+        path="features/user_lifetime_lags.parquet",
+        timestamp_field=f"visible_at_{days}d",
+        description=f"user_lifetime's totals, each row visible {days} days after the events it counts.",
+    )
+    for days in lifetime.LAG_DAYS
+}
+
+# The totals as of `days` before the cutoff / request: user_lifetime_at_request subtracts them from today's
+# totals for exact windowed counts (registry/features/lifetime.py, build_lifetime_lags).
+user_lifetime_lags = [
+    FeatureView(
+        name=f"user_lifetime_{days}d_ago",
+        entities=[user],
+        ttl=timedelta(days=3650),
+        schema=[
+            Field(
+                name=f"purchases_total_{days}d_ago",
+                dtype=Int64,
+                description=f"purchases_total {days} days ago.",
+            ),
+            Field(
+                name=f"purchase_days_total_{days}d_ago",
+                dtype=Int64,
+                description=f"purchase_days_total {days} days ago.",
+            ),
+            Field(
+                name=f"spend_total_{days}d_ago", dtype=Float64, description=f"spend_total {days} days ago."
+            ),
+        ],
+        source=source,
+        online=True,
+        description=f"user_lifetime's totals as they were {days} days before the snapshot time.",
+        tags={"owner": "shopscore", "grain": "event"},
+    )
+    for days, source in user_lifetime_lags_source.items()
+]
+# Feast (and `shopscore features apply`) collect a repo module's top-level objects, not lists: name each.
+user_lifetime_30d_ago, user_lifetime_90d_ago, user_lifetime_180d_ago, user_lifetime_365d_ago = (
+    user_lifetime_lags
+)
+_lag_sources = list(user_lifetime_lags_source.values())
+(
+    user_lifetime_30d_ago_src,
+    user_lifetime_90d_ago_src,
+    user_lifetime_180d_ago_src,
+    user_lifetime_365d_ago_src,
+) = _lag_sources
+
+
 @on_demand_feature_view(
-    sources=[user_lifetime, score_request],
+    sources=[user_lifetime, *user_lifetime_lags, score_request],
     # Outputs undescribed for the reason given at user_request_recency; they are described in tags.
     schema=[Field(name=name, dtype=Float64) for name in lifetime.request_columns()],
     mode="python",

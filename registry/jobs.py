@@ -22,7 +22,7 @@ from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
 from registry.features import pipeline
 from registry.features import store as feast_store
-from registry.features.lifetime import LIFETIME_FILE
+from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
 from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
 from registry.plugin_host import default_host
@@ -66,7 +66,13 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
     if start is not None:
         feast_store.materialize(settings, start=start, backfill=True)
         return
-    files = [pipeline.FEATURES_FILE, pipeline.SEQUENCES_FILE, pipeline.REALTIME_FILE, LIFETIME_FILE]
+    files = [
+        pipeline.FEATURES_FILE,
+        pipeline.SEQUENCES_FILE,
+        pipeline.REALTIME_FILE,
+        LIFETIME_FILE,
+        LAGS_FILE,
+    ]
     stamps = [
         pd.read_parquet(settings.features_dir / name, columns=["event_timestamp"])["event_timestamp"].min()
         for name in files

@@ -15,8 +15,11 @@ no event between them is lost, whatever the time of day of the events (CDNOW's a
 Quantities relative to "now" (days since the last purchase, purchases in the last 90 days...) are not
 stored: the on-demand view `user_lifetime_at_request` computes them from these timestamps and the
 request's `request_ts` (the cutoff, in training), so they are exact at any moment, not as of a snapshot.
-No arrays are stored (e.g. the last purchase times, for request-time windows): Feast's file offline store
-tokenizes object columns by pickling them cell by cell, which made one CDNOW retrieval ~5x slower.
+Windows ("purchases in the 90 days before the request") come from `user_lifetime_lags.parquet`: the same
+totals stamped `days` later, so a point-in-time lookup returns the totals as of `days` ago and the window is
+a difference (exact at any request time). Arrays of the last purchase times would do the same, but Feast's
+file offline store tokenizes object columns by pickling them cell by cell: one CDNOW retrieval took ~50 s
+with two such columns instead of ~2 s.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import pyarrow as pa
 from registry.features.pipeline import _user_order, _write_atomic
 
 LIFETIME_FILE = "user_lifetime.parquet"
+LAGS_FILE = "user_lifetime_lags.parquet"
+LAG_DAYS = (30, 90, 180, 365)  # windows of the request-time features
+LAGGED = ("purchases_total", "purchase_days_total", "spend_total")  # totals whose window differences count
 DAY_NS = 86_400 * 10**9
 
 
@@ -134,8 +140,43 @@ def build_user_lifetime(events: pd.DataFrame) -> pa.Table:
     return pa.table({name: columns[name] for name in ["user_id", "event_timestamp", *lifetime_columns()]})
 
 
-def write_user_lifetime(table: pa.Table, features_dir: Path) -> Path:
-    return _write_atomic(table, features_dir, LIFETIME_FILE)
+def lagged_columns(days: int) -> list[str]:
+    """Names of the features of `user_lifetime_<days>d_ago` (the Feast view declares the same)."""
+    return [f"{name}_{days}d_ago" for name in LAGGED]
+
+
+def build_lifetime_lags(lifetime: pa.Table) -> pa.Table:
+    """The lifetime totals again, each row also stamped `days` later (column `visible_at_<days>d`) and named
+    `<total>_<days>d_ago`, for every lag in LAG_DAYS.
+
+    Feast's point-in-time join of a view on `visible_at_<days>d` then returns, at a cutoff c, the totals as
+    of c - days: the totals in any window (c - days, c] are an exact difference of two lookups, with no
+    per-user arrays and no snapshot per quiet day.
+    """
+    frame = lifetime.select(["user_id", "event_timestamp", *LAGGED]).to_pandas()
+    # Each user also gets a row of zeros visible from their first event: Feast's file offline store drops
+    # an entity row that one of a service's views has nothing for, so "no purchases that long ago" must be
+    # a row, not a gap.
+    first = frame.groupby("user_id", sort=False).head(1)
+    zeros = first.assign(**{name: 0 for name in LAGGED}, shift=False)
+    frame = pd.concat([zeros, frame.assign(shift=True)], ignore_index=True)
+    columns: dict[str, pa.Array] = {
+        "user_id": pa.array(frame["user_id"]),
+        "event_timestamp": pa.array(frame["event_timestamp"]),
+    }
+    for days in LAG_DAYS:
+        delay = np.where(frame["shift"], np.timedelta64(days, "D"), np.timedelta64(0, "D"))
+        columns[f"visible_at_{days}d"] = pa.array(frame["event_timestamp"] + delay)
+        for name, lagged in zip(LAGGED, lagged_columns(days), strict=True):
+            columns[lagged] = pa.array(frame[name].astype(lifetime.schema.field(name).type.to_pandas_dtype()))
+    return pa.table(columns)
+
+
+def write_user_lifetime(table: pa.Table, features_dir: Path) -> dict[str, Path]:
+    """Write the lifetime rows and their lagged copies; returns {view name: path}."""
+    lags = _write_atomic(build_lifetime_lags(table), features_dir, LAGS_FILE)
+    views = {f"user_lifetime_{days}d_ago": lags for days in LAG_DAYS}
+    return {"user_lifetime": _write_atomic(table, features_dir, LIFETIME_FILE), **views}
 
 
 def lifetime_at_request(inputs: dict[str, list], request_ts: list[float | None]) -> dict[str, list]:
@@ -160,6 +201,7 @@ REQUEST_INPUTS = (
     "purchases_total",
     "purchase_days_total",
     "spend_total",
+    *(lagged for days in LAG_DAYS for lagged in lagged_columns(days)),
 )
 
 
@@ -175,6 +217,16 @@ REQUEST_DESCRIPTIONS = {
     "mean_purchase_value": "spend_total / purchases_total (null: never purchased).",
     "days_since_last_purchase_per_mean_gap": "days_since_last_purchase / mean_days_between_purchase_days: "
     "how overdue the next purchase is (null: under 2 purchase days).",
+    **{
+        f"{what}_last_{days}d": f"{text} in the {days} days before the request (exact: the lifetime total "
+        f"now minus the total {days} days ago)."
+        for days in LAG_DAYS
+        for what, text in (
+            ("purchases", "Purchases"),
+            ("purchase_days", "Distinct purchase days"),
+            ("spend", "Purchase value"),
+        )
+    },
 }
 
 
@@ -216,4 +268,9 @@ def _request_row(row: dict, now: float | None) -> dict[str, float]:
     mean_gap = out["mean_days_between_purchase_days"]
     overdue = out["days_since_last_purchase"] / mean_gap if mean_gap > 0 else MISSING  # NaN > 0 is False
     out["days_since_last_purchase_per_mean_gap"] = overdue
+    for days in LAG_DAYS:
+        for name, lagged in zip(LAGGED, lagged_columns(days), strict=True):
+            before = row[lagged]  # absent: no event that long ago, so the whole total is inside the window
+            window = (row[name] or 0) - (0 if _absent(before) else before)
+            out[f"{name.removesuffix('_total')}_last_{days}d"] = float(window)
     return out

@@ -469,12 +469,12 @@ def write_realtime_rows(rows: pd.DataFrame, features_dir: Path) -> Path:
 
 
 def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") -> dict[str, Path]:
-    """Build and write every batch source the feature repo reads."""
+    """Build and write every batch source the feature repo reads; returns {view name: its file}."""
     from registry.features import lifetime  # it builds on this module's helpers, so it imports this one
 
     return {
         "user_activity": write_user_features(build_user_features(events, grain=grain), features_dir),
         "user_sequence": write_user_sequences(build_user_sequences(events, grain=grain), features_dir),
         "user_realtime": write_realtime_rows(realtime_rows(events), features_dir),
-        "user_lifetime": lifetime.write_user_lifetime(lifetime.build_user_lifetime(events), features_dir),
+        **lifetime.write_user_lifetime(lifetime.build_user_lifetime(events), features_dir),
     }
