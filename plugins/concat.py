@@ -57,6 +57,14 @@ class ConcatEncoder(Encoder):
     def sub_encoders(self) -> list[Encoder]:
         return list(self.parts)
 
+    def params(self) -> dict[str, Any]:
+        return {
+            "parts": [
+                {"name": p["name"], "config": part.params()}
+                for p, part in zip(self.config.parts, self.parts, strict=True)
+            ]
+        }
+
     @property
     def output_dim(self) -> int:
         return sum(part.output_dim for part in self.parts)

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from feast.types import Bool, Float32, Float64, Int32, Int64
 from torch import nn
 
 from registry import Encoder, hookimpl
+
+NUMERIC_TYPES = (Bool, Float32, Float64, Int32, Int64)
 
 
 @dataclass
@@ -43,6 +46,17 @@ class MLPEncoder(Encoder):
             width = hidden
         self.net = nn.Sequential(*layers)
         self._output_dim = width
+
+    @classmethod
+    def select_features(cls, fields: dict[str, object]) -> list[str]:
+        """The scalar numeric fields: lists and strings are for the sequence and text encoders."""
+        numeric = [name for name, dtype in fields.items() if dtype in NUMERIC_TYPES]
+        if not numeric:
+            raise ValueError(
+                f"mlp encoder reads scalar numeric features, and the feature service has none "
+                f"(fields: {sorted(fields)}); train it on a service with aggregates, e.g. purchase_v1"
+            )
+        return numeric
 
     @property
     def features(self) -> list[str]:

@@ -131,6 +131,23 @@ def features_materialize(start: datetime | None) -> None:
 
 
 # --- train ----------------------------------------------------------------------------------------------
+class JsonObject(click.ParamType):
+    """A JSON object given on the command line, e.g. '{"hidden": [32]}'."""
+
+    name = "JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict:
+        if isinstance(value, dict):
+            return value
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            self.fail(f"{value!r} is not valid JSON ({exc.msg}); quote it, e.g. '{{\"hidden\": [32]}}'")
+        if not isinstance(parsed, dict):
+            self.fail(f"{value!r} must be a JSON object ({{...}}), not {type(parsed).__name__}")
+        return parsed
+
+
 @main.command("train")
 @click.option("--model", "model_name", default="purchase", show_default=True, help="Registered model name.")
 @click.option(
@@ -142,11 +159,19 @@ def features_materialize(start: datetime | None) -> None:
     help="Encoder plugin name; repeat it (--encoder mlp --encoder other) to concatenate several.",
 )
 @click.option(
+    "--encoder-config",
+    type=JsonObject(),
+    default=None,
+    help="Encoder options as JSON, e.g. '{\"hidden\": [32]}'; with several encoders, keyed by encoder "
+    'name: \'{"sequence": {"d_model": 32}}\'.',
+)
+@click.option(
     "--head",
     default="purchase",
     show_default=True,
     help="Head plugin name (purchase, spend, next_category, or a plugin's).",
 )
+@click.option("--head-config", type=JsonObject(), default=None, help="Head options as JSON.")
 @click.option("--feature-service", default="purchase_v1", show_default=True)
 @click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")
 @click.option(
@@ -159,7 +184,9 @@ def features_materialize(start: datetime | None) -> None:
 def train(
     model_name: str,
     encoders: tuple[str, ...],
+    encoder_config: dict | None,
     head: str,
+    head_config: dict | None,
     feature_service: str,
     horizon_days: int,
     train_cutoffs: str | None,
@@ -182,7 +209,9 @@ def train(
     spec = jobs.TrainSpec(
         model_name=model_name,
         encoder=encoders[0] if len(encoders) == 1 else list(encoders),
+        encoder_config=encoder_config,
         head=head,
+        head_config=head_config,
         feature_service=feature_service,
         horizon_days=horizon_days,
         splits=splits,

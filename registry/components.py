@@ -40,6 +40,15 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
 
+    @classmethod
+    def select_features(cls, fields: dict[str, Any]) -> list[str]:
+        """Of a FeatureService's fields (name -> Feast dtype, e.g. `Int64`, `Array(Int64)`), the names this
+        encoder can read; registry.jobs puts them in the config's `features`. Default: every field.
+
+        Overriding this lets one service feed encoders that read different kinds of field (an MLP reads the
+        scalar numbers of a service whose sequence columns a sequence encoder reads), e.g. in a `concat`."""
+        return list(fields)
+
     @property
     def features(self) -> list[str]:
         """Feature names (Feast field names) this encoder reads from the feature frame."""
@@ -51,6 +60,15 @@ class Encoder(nn.Module):
 
     def fit(self, frame: pd.DataFrame) -> None:
         """Fit data-dependent state (e.g. normalisation statistics) on training rows. Default: nothing."""
+
+    def params(self) -> dict[str, Any]:
+        """The config as the registry records it in a version's `params`: fields marked
+        `metadata={"artifact_only": True}` (large blobs such as a tokenizer, kept in config.json) left out."""
+        return {
+            f.name: getattr(self.config, f.name)
+            for f in dataclasses.fields(self.config)
+            if not f.metadata.get("artifact_only")
+        }
 
     def sub_encoders(self) -> list[Encoder]:
         """Encoders this one is built from (e.g. `concat`'s parts). Their plugins are recorded in config.json

@@ -87,8 +87,11 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
 
 @dataclass
 class TrainSpec:
-    """What to train. `encoder` may name several encoders: they are combined by the `concat` encoder, each
-    part reading the whole feature service with `encoder_config` applied to every part."""
+    """What to train. `encoder` may name several encoders: they are combined by the `concat` encoder.
+
+    Each encoder reads the fields of `feature_service` it can (`Encoder.select_features`). `encoder_config`
+    holds config overrides: for one encoder, that encoder's options (`{"hidden": [32]}`); for several,
+    options per encoder name (`{"sequence": {"d_model": 32}, "mlp": {"hidden": [32]}}`)."""
 
     model_name: str = "purchase"
     encoder: str | Sequence[str] = "mlp"
@@ -100,12 +103,28 @@ class TrainSpec:
     splits: Splits | None = None
     train: TrainConfig | None = None
 
-    def encoder_plan(self, feature_names: list[str]) -> tuple[str, dict[str, Any]]:
-        """The encoder name and config dict to build: one encoder, or a `concat` of several."""
+    def encoder_plan(self, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The encoder name and config dict to build from the service's fields (name -> Feast dtype): one
+        encoder, or a `concat` of several."""
         names = [self.encoder] if isinstance(self.encoder, str) else list(self.encoder)
         if not names:
             raise ValueError("TrainSpec.encoder is empty; name at least one encoder (e.g. 'mlp')")
-        configs = [{"features": feature_names, **(self.encoder_config or {})} for _ in names]
+        host = default_host()
+        overrides = self.encoder_config or {}
+        if len(names) == 1:
+            per_part = [overrides]
+        else:
+            unknown = sorted(set(overrides) - set(names))
+            if unknown or not all(isinstance(v, dict) for v in overrides.values()):
+                raise ValueError(
+                    f"with several encoders {names}, encoder_config must map encoder names to their options, "
+                    f'e.g. {{"{names[0]}": {{...}}}}; got keys {sorted(overrides)}'
+                )
+            per_part = [overrides.get(name, {}) for name in names]
+        configs = [
+            {"features": host.encoder(name).cls.select_features(fields), **options}
+            for name, options in zip(names, per_part, strict=True)
+        ]
         if len(names) == 1:
             return names[0], configs[0]
         return CONCAT, {"parts": [{"name": n, "config": c} for n, c in zip(names, configs, strict=True)]}
@@ -131,8 +150,9 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         raise ValueError(f"splits use horizon {splits.horizon_days}d but the spec says {spec.horizon_days}d")
     store = feast_store.open_store(settings)
     service = store.get_feature_service(spec.feature_service)
-    feature_names = [f.name for p in service.feature_view_projections for f in p.features]
+    fields = {f.name: f.dtype for p in service.feature_view_projections for f in p.features}
     feature_refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
+    encoder_name, encoder_config = spec.encoder_plan(fields)  # before the (slow) training sets: fail fast
 
     def frame(cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
         return build_training_set(
@@ -152,7 +172,6 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     test_rows = test_rows[held_out(test_rows["user_id"])]
 
     config = spec.train or TrainConfig(device=settings.device)
-    encoder_name, encoder_config = spec.encoder_plan(feature_names)
     # Some heads size themselves from the training labels (a class vocabulary), so ask before building.
     head_cls = default_host().head(spec.head).cls
     head_config = {"horizon_days": spec.horizon_days, **(spec.head_config or {})}
@@ -186,7 +205,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         "history": result.history,
     }
     params = {
-        "encoder_config": config_to_dict(model.encoder.config),
+        "encoder_config": model.encoder.params(),
         "head_config": config_to_dict(model.head.config),
         "train": config.__dict__,
     }

@@ -180,10 +180,16 @@ def test_trains_on_cuda_with_bf16_autocast_and_reloads_on_cpu(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path) -> None:
+def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path, monkeypatch) -> None:
     """jobs.train through Feast's purchase_seq_v1 (point-in-time list features), register, promote, then
-    score through the online store, a cold-start user included."""
+    score through the online store, a cold-start user included. Then `shopscore train` concatenates mlp and
+    sequence on the same service: the mlp part reads only its scalar fields, each part gets its own options."""
+    import json
+
+    from click.testing import CliRunner
+
     from registry import jobs
+    from registry.cli import main
     from registry.db.store import ModelRegistry
     from registry.scoring import Scorer
     from registry.settings import Settings
@@ -207,3 +213,21 @@ def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path) -> None
     scores = Scorer(settings).score_many([1, 2, 10**9], model="seq")
     assert all(0.0 < s.probability < 1.0 for s in scores)
     assert [s.cold_start for s in scores] == [False, False, True]
+
+    monkeypatch.setenv("SHOPSCORE_HOME", str(tmp_path))
+    monkeypatch.setenv("SHOPSCORE_DATABASE_URL", settings.database_url)
+    options = {"sequence": {"d_model": 16, "n_heads": 2, "n_layers": 1}, "mlp": {"hidden": [8]}}
+    args = ["train", "--model", "both", "--encoder", "mlp", "--encoder", "sequence"]
+    args += ["--feature-service", "purchase_seq_v1", "--epochs", "1"]
+    result = CliRunner().invoke(main, [*args, "--encoder-config", json.dumps(options)])
+    assert result.exit_code == 0, result.output
+    stored = registry.get_version("both", json.loads(result.output.splitlines()[-1])["version"])
+    mlp_part, sequence_part = stored.params["encoder_config"]["parts"]
+    assert mlp_part["config"]["hidden"] == [8] and sequence_part["config"]["d_model"] == 16
+    assert "hours_since_last_event" in mlp_part["config"]["features"]
+    assert "seq_event_type" not in mlp_part["config"]["features"]
+    registry.set_alias("both", "production", stored.version, reason="test", actor="test")
+    assert 0.0 < Scorer(settings).score(1, model="both").probability < 1.0
+
+    bad = CliRunner().invoke(main, [*args, "--encoder-config", '{"mlp": [8]}'])
+    assert bad.exit_code != 0 and "encoder_config must map encoder names" in str(bad.exception or bad.output)

@@ -194,3 +194,8 @@ def test_concat_with_text_round_trips(tmp_path: Path) -> None:
     before = model.predict_frame(frame)
     loaded = ShopModel.from_pretrained(model.save_pretrained(tmp_path / "model"))
     np.testing.assert_array_equal(loaded.predict_frame(frame), before)
+    # The registry's params leave out the tokenizer and backbone config (config.json keeps them).
+    text_params = model.encoder.params()["parts"][0]["config"]
+    assert "tokenizer_json" not in text_params and "backbone_config" not in text_params
+    assert text_params["hidden_size"] == TINY["hidden_size"]
+    assert model.encoder.parts[0].config.tokenizer_json is not None

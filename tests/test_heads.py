@@ -249,12 +249,25 @@ def test_concat_names_a_bad_part():
 
 
 def test_train_spec_builds_a_concat_for_several_encoders():
+    from feast.types import Array, Float64, Int64
+
     from registry.jobs import TrainSpec
 
-    assert TrainSpec(encoder="mlp").encoder_plan(["a"]) == ("mlp", {"features": ["a"]})
-    name, config = TrainSpec(encoder=["mlp", "mlp"], encoder_config={"hidden": [4]}).encoder_plan(["a"])
+    fields = {"a": Float64, "seq_event_type": Array(Int64)}
+    assert TrainSpec(encoder="mlp").encoder_plan(fields) == ("mlp", {"features": ["a"]})
+    spec = TrainSpec(encoder=["mlp", "sequence"], encoder_config={"mlp": {"hidden": [4]}})
+    name, config = spec.encoder_plan(fields)
     assert name == "concat"
-    assert config == {"parts": [{"name": "mlp", "config": {"features": ["a"], "hidden": [4]}}] * 2}
+    assert config == {
+        "parts": [
+            {"name": "mlp", "config": {"features": ["a"], "hidden": [4]}},
+            {"name": "sequence", "config": {"features": ["a", "seq_event_type"]}},
+        ]
+    }
+    with pytest.raises(ValueError, match="encoder_config must map encoder names"):
+        TrainSpec(encoder=["mlp", "sequence"], encoder_config={"hidden": [4]}).encoder_plan(fields)
+    with pytest.raises(ValueError, match="mlp encoder reads scalar numeric features"):
+        TrainSpec(encoder="mlp").encoder_plan({"seq_event_type": Array(Int64)})
 
 
 def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
