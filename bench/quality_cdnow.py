@@ -75,10 +75,13 @@ class Family:
     encoder_config: dict | None = None
 
 
+# CDNOW histories are short (median 1 order; 20 cover 99% of customers), so a small sequence encoder
+# over the last 20 orders: the default (50 events, 2 layers of width 64) costs ~4x the CPU time for them.
+SMALL_SEQUENCE = {"max_len": 20, "d_model": 32, "n_heads": 2, "n_layers": 1}
 FAMILIES = {
     "mlp": Family(("mlp",), "purchase_lifetime_v1"),
-    "sequence": Family(("sequence",), "purchase_lifetime_seq_v1"),
-    "mlp+sequence": Family(("mlp", "sequence"), "purchase_lifetime_seq_v1"),
+    "sequence": Family(("sequence",), "purchase_lifetime_seq_v1", SMALL_SEQUENCE),
+    "mlp+sequence": Family(("mlp", "sequence"), "purchase_lifetime_seq_v1", {"sequence": SMALL_SEQUENCE}),
 }
 
 
@@ -155,7 +158,11 @@ def train_family(
         horizon_days=splits.horizon_days,
         encoder_config=family.encoder_config,
         splits=splits,
-        train=TrainConfig(epochs=epochs, batch_size=512, seed=seed, device="cpu", progress=False),
+        # lr and patience chosen on validation ROC-AUC among 4 mlp settings (hidden 64-32 or 128-64, lr
+        # 3e-3 or 1e-3): 1e-3 won by 0.0003, a tie; the test set played no part.
+        train=TrainConfig(
+            epochs=epochs, batch_size=512, lr=1e-3, patience=8, seed=seed, device="cpu", progress=False
+        ),
     )
     version = jobs.train(settings, spec)
     return version.version, version.metrics
@@ -329,7 +336,9 @@ def run(
     )
     if work.exists() and any(work.iterdir()):
         if not (work / MARKER).is_file():
-            raise ProtocolError(f"--work {work} is not empty and not an earlier run's workspace; pass another")
+            raise ProtocolError(
+                f"--work {work} is not empty and not an earlier run's workspace; pass another"
+            )
         shutil.rmtree(work)  # a fresh workspace: a run must not depend on an earlier one
     work.mkdir(parents=True, exist_ok=True)
     (work / MARKER).touch()
