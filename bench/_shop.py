@@ -49,7 +49,7 @@ def shop(profile: str = "", *, users: int = 3000, days: int = 60) -> tuple[Setti
     settings = Settings.from_env(home=home).with_(
         database_url=f"sqlite:///{home / 'registry.db'}",
         feast_profile=profile,
-        artifacts_dir=home / "artifacts",
+        artifacts_root=str(home / "artifacts"),
     )
     if not (home / "ready").exists():
         home.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         **profile_env(settings.feast_profile),
         "SHOPSCORE_HOME": str(settings.home),
         "SHOPSCORE_DATABASE_URL": settings.database_url,
-        "SHOPSCORE_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "SHOPSCORE_ARTIFACTS_DIR": settings.artifacts_root,
         "SHOPSCORE_FEAST_PROFILE": settings.feast_profile,
         "SHOPSCORE_DEVICE": settings.device,
     }

@@ -162,7 +162,7 @@ def main() -> None:
     )
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
     servers = {
-        "shopscore serve (Feast lookup + model)": subprocess.Popen(
+        "shopscore serve (lookup + model)": subprocess.Popen(
             [str(BIN / "shopscore"), "serve", "--host", HOST, "--port", str(ours)],
             env=env,
             stdout=subprocess.DEVNULL,
@@ -194,12 +194,12 @@ def main() -> None:
         return await client.post(f"http://{HOST}:{feast_port}/get-online-features", json=body)
 
     try:
-        wait_ready(f"http://{HOST}:{ours}/readyz", servers["shopscore serve (Feast lookup + model)"])
+        wait_ready(f"http://{HOST}:{ours}/readyz", servers["shopscore serve (lookup + model)"])
         wait_ready(f"http://{HOST}:{feast_port}/health", servers["feast serve (lookup only)"])
         results: dict[str, list[dict[str, float]]] = {}
         targets = {
             "feast serve (lookup only)": (feast_lookup, f"http://{HOST}:{feast_port}", WRK_FEAST),
-            "shopscore serve (Feast lookup + model)": (score, f"http://{HOST}:{ours}", WRK_SCORE),
+            "shopscore serve (lookup + model)": (score, f"http://{HOST}:{ours}", WRK_SCORE),
         }
         # Alternate short rounds so both servers see the same background load on a shared machine.
         rounds = 2
@@ -230,7 +230,7 @@ def main() -> None:
         errors = sum(r["errors"] for r in rs)
         summary[name] = rps
         print(f"| {name} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {errors} |")
-    ratio = summary["shopscore serve (Feast lookup + model)"] / summary["feast serve (lookup only)"]
+    ratio = summary["shopscore serve (lookup + model)"] / summary["feast serve (lookup only)"]
     print(f"| throughput ratio shopscore / feast | {ratio:.2f}x | | | |")
 
 

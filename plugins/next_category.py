@@ -27,11 +27,12 @@ UNKNOWN = -1  # target index of a category outside the vocabulary
 class NextCategoryConfig:
     horizon_days: int = 7
     categories: list[str] = field(default_factory=list)  # class vocabulary; set by `config_from_data`
-    top_k: int = 3  # reported as top{k}_accuracy next to top1_accuracy
+    top_k: int = 3  # reported as top{k}_accuracy next to top1_accuracy; serving answers the top k
 
 
 class NextCategoryHead(Head):
     name = "next_category"
+    answer = "top_categories"
     config_class = NextCategoryConfig
 
     def __init__(self, config: NextCategoryConfig, input_dim: int) -> None:
@@ -69,6 +70,16 @@ class NextCategoryHead(Head):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.softmax(outputs.float(), dim=-1)  # (B, C), columns in config.categories order
+
+    def answers(self, predictions: np.ndarray) -> list[Any]:
+        """Per row, the top_k (category, probability) pairs, most likely first."""
+        k = min(self.config.top_k, predictions.shape[1])
+        best = np.argsort(-predictions, axis=1, kind="stable")[:, :k]
+        names = self.config.categories
+        return [
+            [(names[c], p) for c, p in zip(row, probs.tolist(), strict=True)]
+            for row, probs in zip(best.tolist(), np.take_along_axis(predictions, best, axis=1), strict=True)
+        ]
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         index = self.indices(y_true)

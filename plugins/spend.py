@@ -34,6 +34,7 @@ class SpendConfig:
 
 class SpendHead(Head):
     name = "spend"
+    answer = "expected_spend"
     config_class = SpendConfig
 
     def __init__(self, config: SpendConfig, input_dim: int) -> None:

@@ -9,12 +9,15 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.db.cli import db_group, models_group
 from registry.settings import Settings
+
+if TYPE_CHECKING:
+    from registry.scoring import Score
 
 
 def _settings() -> Settings:
@@ -244,9 +247,15 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
                 known = "unknown user (cold start)"
             else:
                 known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")
-            click.echo(
-                f"user {s.user_id}: p = {s.probability:.3f}  [{s.model} v{s.version} @{s.alias}, {known}]"
-            )
+            click.echo(f"user {s.user_id}: {_answer_text(s)}  [{s.model} v{s.version} @{s.alias}, {known}]")
+
+
+def _answer_text(s: Score) -> str:
+    if s.top_categories is not None:
+        return "next category " + ", ".join(f"{c.category} {c.probability:.2f}" for c in s.top_categories)
+    if s.expected_spend is not None:
+        return f"expected spend = {s.expected_spend:.2f}"
+    return f"p = {s.probability:.3f}"
 
 
 # --- plugins --------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ Data contract (B = batch size, D = encoder width):
   target),
 - `Head.calibrate(outputs, target)` fits post-hoc state (e.g. a temperature) on validation outputs,
 - `Head.predict(outputs)` turns raw outputs into the user-facing prediction (a probability, an amount, or
-  `(B, C)` class probabilities).
+  `(B, C)` class probabilities),
+- `Head.answers(predictions)` turns those into one served answer per row, for the `Score` field the head
+  names in `answer` (see ANSWER_FIELDS).
 
 One training loop (registry.training.fit) serves binary, regression and multiclass heads because the head,
 not the loop, knows its label, its target tensor and its loss.
@@ -82,11 +84,22 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+# The fields of a served Score (registry.scoring) that carry a head's answer; a head names one in `answer`.
+ANSWER_FIELDS = {
+    "probability": "probability of a binary event (float in [0, 1])",
+    "expected_spend": "expected amount spent (float >= 0)",
+    "top_categories": "most likely categories, best first ([(category, probability), ...])",
+}
+
+
 class Head(nn.Module):
     """Base class for prediction heads."""
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    # Which Score field serves this head's prediction (a key of ANSWER_FIELDS), so a spend amount is never
+    # labelled a probability.
+    answer: ClassVar[str] = "probability"
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
@@ -138,6 +151,11 @@ class Head(nn.Module):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def answers(self, predictions: np.ndarray) -> list[Any]:
+        """One served answer per row of `predict`'s output, as the `answer` field holds it. Default: the
+        row's number ((B,) predictions)."""
+        return predictions.tolist()
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         """Metrics of predictions `y_pred` (from `predict`) against the label column's values `y_true`."""

@@ -19,7 +19,7 @@ from functools import lru_cache
 import pluggy
 
 from registry import hookspecs
-from registry.components import Encoder, Head
+from registry.components import ANSWER_FIELDS, Encoder, Head
 
 GROUP = "shopscore"
 
@@ -99,6 +99,11 @@ def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registere
                 raise PluginError(
                     f"plugin {_plugin!r}: {kind} {name!r} ({cls.__name__}) needs `config_class`, a dataclass "
                     f"its __init__ takes (models are saved as that config's JSON), not {config_class!r}"
+                )
+            if kind == "head" and getattr(cls, "answer", None) not in ANSWER_FIELDS:
+                raise PluginError(
+                    f"plugin {_plugin!r}: head {name!r} ({cls.__name__}) answers {cls.answer!r}, which a Score "
+                    f"cannot carry; set `answer` to one of {sorted(ANSWER_FIELDS)}"
                 )
             if name in table:
                 raise PluginError(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from helpers import random_events
 
+from registry.events.generate import generate_events
 from registry.events.schema import EVENT_TYPES
+from registry.features import pipeline
 from registry.features.pipeline import (
     ACTIVE_TAIL_DAYS,
     NO_PREVIOUS_EVENT,
@@ -18,10 +21,12 @@ from registry.features.pipeline import (
     category_id,
     event_type_id,
     feature_columns,
+    iter_user_features,
     parse_grain,
     price_bucket,
     realtime_rows,
     sequence_columns,
+    write_user_features,
 )
 
 
@@ -75,12 +80,7 @@ def brute_force_sequence(events: pd.DataFrame, user: int, at: pd.Timestamp) -> d
     }
 
 
-@pytest.mark.parametrize("grain", ["1d", "6h", "1h"])
-def test_snapshots_match_brute_force_recomputation(grain: str):
-    events = random_events(n=900)
-    snapshots = build_user_features(events, grain=grain)
-    assert list(snapshots.columns) == ["user_id", "event_timestamp", *feature_columns()]
-    assert (snapshots["event_timestamp"].dt.floor(grain) == snapshots["event_timestamp"]).all()
+def assert_rows_match_brute_force(events: pd.DataFrame, snapshots: pd.DataFrame) -> None:
     rng = np.random.default_rng(0)
     # Half the rows are drawn right after activity, where the short windows are rarely zero.
     active = snapshots.index[snapshots["view_count_1h"] + snapshots["cart_count_1h"] > 0].to_numpy()
@@ -94,6 +94,26 @@ def test_snapshots_match_brute_force_recomputation(grain: str):
                 row["user_id"],
                 row["event_timestamp"],
             )
+
+
+@pytest.mark.parametrize("grain", ["1d", "6h", "1h"])
+def test_snapshots_match_brute_force_recomputation(grain: str):
+    events = random_events(n=900)
+    snapshots = build_user_features(events, grain=grain)
+    assert list(snapshots.columns) == ["user_id", "event_timestamp", *feature_columns()]
+    assert (snapshots["event_timestamp"].dt.floor(grain) == snapshots["event_timestamp"]).all()
+    assert_rows_match_brute_force(events, snapshots)
+
+
+def test_generated_shop_snapshots_in_many_blocks_match_brute_force_recomputation():
+    # The generator's events have real sessions, categories and funnels; tiny blocks on two threads.
+    events = generate_events(users=40, days=30, seed=2, start="2024-01-01")
+    end = pd.Timestamp("2024-01-25 13:00", tz="UTC")
+    blocks = list(iter_user_features(events, grain="6h", end=end, block_events=200, threads=2))
+    assert len(blocks) > 5
+    snapshots = pd.concat(blocks, ignore_index=True)
+    assert snapshots["event_timestamp"].max() == end.floor("6h")
+    assert_rows_match_brute_force(events[events["event_time"] < end.floor("6h")], snapshots)
 
 
 def test_distinct_counts_are_exact_not_sums_of_daily_distincts():
@@ -183,6 +203,41 @@ def test_end_bounds_the_snapshots_and_drops_later_events():
     full = build_user_features(events)
     same = full[full["event_timestamp"] <= end].reset_index(drop=True)
     pd.testing.assert_frame_equal(snapshots.reset_index(drop=True), same, check_dtype=False)
+
+
+@pytest.mark.parametrize(("grain", "end"), [("1d", None), ("6h", "2024-03-20 13:00"), ("1h", None)])
+def test_blocks_of_users_and_threads_do_not_change_the_snapshots(grain: str, end: str | None):
+    # Blocks of a handful of events split the users into many blocks (one user may fill several blocks'
+    # worth); two threads finish them out of order. The oracle tests above check the single-block result.
+    events = random_events(n=900)
+    end_ts = None if end is None else pd.Timestamp(end, tz="UTC")
+    whole = build_user_features(events, grain=grain, end=end_ts)
+    blocks = list(iter_user_features(events, grain=grain, end=end_ts, block_events=40, threads=2))
+    assert len(blocks) > 5
+    pd.testing.assert_frame_equal(pd.concat(blocks, ignore_index=True), whole, check_exact=True)
+
+
+def test_written_snapshots_stream_block_by_block_into_one_file(tmp_path):
+    events = random_events(n=900)
+    path = write_user_features(iter_user_features(events, block_events=100), tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+    pd.testing.assert_frame_equal(pd.read_parquet(path), build_user_features(events), check_exact=True)
+
+
+def test_build_all_streams_blocks_of_users_into_the_same_files(tmp_path, monkeypatch):
+    events = random_events(n=900)
+    monkeypatch.setattr(pipeline, "FRAME_BLOCK_EVENTS", 60)  # ~15 blocks of users
+    written = pipeline.build_all(events, tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(written["user_activity"]), build_user_features(events))
+    assert pq.read_table(written["user_sequence"]).equals(build_user_sequences(events))
+    pd.testing.assert_frame_equal(pd.read_parquet(written["user_realtime"]), realtime_rows(events))
+
+
+def test_unknown_event_type_is_a_clear_error():
+    events = random_events().astype({"event_type": object})
+    events.loc[3, "event_type"] = "refund"
+    with pytest.raises(ValueError, match="unknown event types.*refund"):
+        build_user_features(events)
 
 
 def test_no_events_is_a_clear_error():

@@ -120,6 +120,23 @@ def test_heads_must_derive_from_head():
         _collect(host, "head", Head, host.heads)
 
 
+def test_a_head_answering_a_field_a_score_lacks_is_blamed_on_the_plugin():
+    class Odd:
+        class OddHead(Head):
+            name = "odd"
+            config_class = EmptyConfig
+            answer = "likelihood"
+
+        @staticmethod
+        @hookimpl
+        def register_heads(register):
+            register(Odd.OddHead)
+
+    host = _host_with(("odd", Odd))
+    with pytest.raises(PluginError, match="plugin 'odd': head 'odd' .* answers 'likelihood'.*expected_spend"):
+        _collect(host, "head", Head, host.heads)
+
+
 def test_missing_name_and_config_class_are_blamed_on_the_plugin():
     class Nameless(Encoder):
         config_class = EmptyConfig

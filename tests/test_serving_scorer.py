@@ -87,9 +87,8 @@ def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serv
     singles = [scorer.score(u) for u in users]
     lookups, forwards = [], []
     # One online-store read per feature view of the service (purchase_v1 has one view).
-    provider = scorer.store._get_provider()
-    real_read = provider.online_read
-    monkeypatch.setattr(provider, "online_read", lambda **kw: lookups.append(1) or real_read(**kw))
+    real_read = scorer._bulk.read
+    monkeypatch.setattr(scorer._bulk, "read", lambda *a: lookups.append(1) or real_read(*a))
     model = scorer._models[("purchase", serving_shop.v1.version)]
     handle = model.register_forward_hook(lambda *args: forwards.append(1))
     try:

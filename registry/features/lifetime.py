@@ -174,9 +174,9 @@ def build_lifetime_lags(lifetime: pa.Table) -> pa.Table:
 
 def write_user_lifetime(table: pa.Table, features_dir: Path) -> dict[str, Path]:
     """Write the lifetime rows and their lagged copies; returns {view name: path}."""
-    lags = _write_atomic(build_lifetime_lags(table), features_dir, LAGS_FILE)
+    lags = _write_atomic([build_lifetime_lags(table)], features_dir, LAGS_FILE)
     views = {f"user_lifetime_{days}d_ago": lags for days in LAG_DAYS}
-    return {"user_lifetime": _write_atomic(table, features_dir, LIFETIME_FILE), **views}
+    return {"user_lifetime": _write_atomic([table], features_dir, LIFETIME_FILE), **views}
 
 
 def lifetime_at_request(inputs: dict[str, list], request_ts: list[float | None]) -> dict[str, list]:

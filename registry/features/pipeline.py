@@ -23,20 +23,45 @@ Stable ids (the vocabulary that models embed; never renumber them, trained model
   tolerates.
 * price bucket: `1 + min(floor(log2(1 + price)), PRICE_BUCKETS - 2)`; 0 means no price (searches).
 
-Engine: pandas + numpy. Every aggregate is a `np.bincount` of events onto a dense (user, step) grid followed
-by per-user cumulative-sum differences; exact distinct counts (items, categories, sessions, active days)
-use a "previous sighting" difference array after one stable sort of the (user, key) codes. Measured cost
-is linear in events (bench/bench_features.py: ~0.12-0.2M events/s at both 1M and 10M events on the shared,
-heavily loaded 2-core box, single-threaded; below the 1M events/s target). DuckDB or polars were not
-measured yet, so no dependency was added; they are the next thing to try for the target (parallel
-group-bys over the grid).
+Engine: numpy on blocks of users, with Arrow for string hashing and parquet (`iter_user_features`).
+Strings are encoded once to integer codes; events are grouped into blocks of ~65k events' worth of users
+(linear radix sorts), and each block is computed alone, as a user's snapshots depend only on that user's
+events: every aggregate is a `np.bincount` onto the block's dense (user, step) grid followed by per-user
+cumulative-sum differences, and exact distinct counts (items, categories, sessions, active days) use a
+"previous sighting" difference array after one stable radix sort by key. Blocks run on a thread pool
+(numpy releases the GIL) and are written one by one through a ParquetWriter, so memory beyond the events
+frame is ~100 bytes per event (narrow numeric copies and their transients) plus the blocks in flight,
+whatever the number of users. `build_user_sequences` and `realtime_rows` are per user too, and `build_all`
+streams them in blocks of users as well.
+
+Why numpy and not polars or DuckDB: the grid + difference-array formulation is already a few linear
+passes; polars has no exact distinct count over a sliding window (the same previous-sighting trick has to
+be written with its joins); and any engine pays the same cost to read the Python strings of a pandas
+frame. Measured on the same events (bench/bench_features_polars.py), polars 2.1 computing only 20 of the
+39 columns (per-type window counts and distinct items, with its parallel group-bys, joins and rolling
+sums) took 1.3-2.9x the wall time and 1.7-2.5x the CPU of this engine computing all of them, at 1M and
+10M events; so no dependency was added. DuckDB was not tried.
+
+Measured (bench/bench_features.py, build + write from events in memory, shared 2-core box at load
+average 4-5, so one process got about half a core): one thread does 1.3M (1M events) and 1.1M (10M)
+events per CPU-second, against 0.96M and 0.46M for the previous whole-frame engine, which would be
+>= 1M events/s on an idle core (this box had none to show it in wall time: 0.81M and 0.71M events/s,
+1.9x and 2.3x the previous engine in the same run). Peak RSS at 10M: 3.2 GB, of which 2.2 GB is the
+events frame (previously 6.3 GB). Two threads did not beat one on the loaded box (no idle core to use,
+and at 10M they cost 20% more CPU); the serial part left is reading the strings (25-30% of the CPU).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +86,11 @@ QUERY_COUNT = 5
 CATEGORY_BUCKETS = 2**20
 PRICE_BUCKETS = 16
 NO_PREVIOUS_EVENT = -1  # seconds_since_prev of a user's very first event
+# Events per block of users: a block's arrays (tens of MB) stay near the CPU caches, and numpy's per-call
+# overhead is still small next to the work; see bench/bench_features.py.
+BLOCK_EVENTS = 1 << 16
+# The sequence and real-time builders work on pandas frames, whose per-call overhead wants larger blocks.
+FRAME_BLOCK_EVENTS = 1 << 20
 
 
 # ---- stable ids ---------------------------------------------------------------------------------------
@@ -107,6 +137,9 @@ def feature_columns() -> list[str]:
     )
 
 
+_FEATURE_FRAME = ["user_id", "event_timestamp", *feature_columns()]
+
+
 def sequence_columns() -> list[str]:
     """Names of the features of `user_sequence`, in a stable order."""
     return ["seq_event_type", "seq_category", "seq_price_bucket", "seq_seconds_since_prev", "last_queries"]
@@ -125,12 +158,68 @@ def parse_grain(grain: str | pd.Timedelta) -> pd.Timedelta:
     return step
 
 
+def _ns(times: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 nanoseconds since the epoch (whatever unit the column was stored in)."""
+    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
+
+
+def _event_times_ns(events: pd.DataFrame) -> np.ndarray:
+    return _ns(events["event_time"])
+
+
+@dataclass
+class _Events:
+    """The columns the aggregates read, as arrays in time order; `user` indexes the sorted user ids."""
+
+    t_ns: np.ndarray  # int64
+    user: np.ndarray  # int32
+    etype: np.ndarray  # int8 index into EVENT_TYPES
+    spend: np.ndarray  # price * quantity (1 if missing) of purchases, 0 elsewhere
+    view_price: np.ndarray  # price of views, NaN for other events and views without a price
+    item: np.ndarray  # int32 codes, -1 where missing (see _codes)
+    category: np.ndarray
+    session: np.ndarray
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, pool: ThreadPoolExecutor) -> tuple[_Events, np.ndarray]:
+        """The arrays and the ascending user ids their `user` codes index.
+
+        Strings are encoded once here (reading Python strings holds the GIL; Arrow's hashing of one
+        column overlaps the reading of the next on `pool`); the blocks then work on numbers only, which
+        numpy processes outside the GIL, so they run in parallel. Narrow types make their gathers cheaper.
+        """
+        codes, users = pd.factorize(events["user_id"].to_numpy(), sort=True)
+        keys = [events[column] for column in ("item_id", "category", "session_id")]
+        keys = pool.map(_codes, keys)  # starts now, overlapping the event types below
+        etype, names = _codes(events["event_type"])
+        unknown = sorted(set(names.to_pylist()) - set(EVENT_TYPES)) + (
+            ["<null>"] if (etype < 0).any() else []
+        )
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; conform events to {EVENT_TYPES} first")
+        etype = np.array([EVENT_TYPES.index(name) for name in names.to_pylist()], "int8")[etype]
+        price = events["price"].to_numpy(dtype="float64", na_value=np.nan)
+        quantity = events["quantity"].to_numpy(dtype="float64", na_value=np.nan)
+        is_purchase = etype == EVENT_TYPES.index("purchase")
+        arrays = cls(
+            _event_times_ns(events),
+            codes.astype("int32"),
+            etype,
+            np.where(is_purchase, np.nan_to_num(price) * np.where(np.isnan(quantity), 1.0, quantity), 0.0),
+            np.where(etype == EVENT_TYPES.index("view"), price, np.nan),
+            *(codes for codes, _ in keys),
+        )
+        return arrays, np.asarray(users)
+
+    def take(self, index: np.ndarray) -> _Events:
+        return _Events(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
 @dataclass
 class Grid:
     """A dense block of steps per user: row `r` is (user, step); a user's rows are contiguous."""
 
     step_ns: int
-    users: np.ndarray  # (U,) user ids, ascending
     first_step: np.ndarray  # (U,) first step index (ns // step_ns) of each user's block
     offsets: np.ndarray  # (U + 1,) row offset of each user's block
     event_user: np.ndarray  # (N,) user code of each event
@@ -142,43 +231,35 @@ class Grid:
         return int(self.offsets[-1])
 
     def row_user_code(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.users)), np.diff(self.offsets))
+        return np.repeat(np.arange(len(self.first_step)), np.diff(self.offsets))
 
+    @cached_property
     def block_start(self) -> np.ndarray:
         """(R,) first row of each row's user block."""
         return np.repeat(self.offsets[:-1], np.diff(self.offsets))
 
-    def snapshot_time(self) -> pd.DatetimeIndex:
-        """(R,) the time T of each row: the end of its step (events strictly before T are visible)."""
-        within = np.arange(self.rows) - self.block_start()
-        steps = np.repeat(self.first_step, np.diff(self.offsets)) + within + 1
-        return pd.DatetimeIndex(steps * self.step_ns).tz_localize("UTC")
+    def snapshot_ns(self) -> np.ndarray:
+        """(R,) the time T of each row in ns: the end of its step (events strictly before T are visible)."""
+        within = np.arange(self.rows) - self.block_start
+        return (np.repeat(self.first_step, np.diff(self.offsets)) + within + 1) * self.step_ns
 
 
-def _ns(times: pd.Series) -> np.ndarray:
-    """UTC timestamps as int64 nanoseconds since the epoch (whatever unit the column was stored in)."""
-    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
-
-
-def _event_times_ns(events: pd.DataFrame) -> np.ndarray:
-    return _ns(events["event_time"])
-
-
-def _grid(events: pd.DataFrame, step: pd.Timedelta, last_step: int | None) -> Grid:
+def _grid(
+    user: np.ndarray, n_users: int, t_ns: np.ndarray, step: pd.Timedelta, last_step: int | None
+) -> Grid:
+    """The grid of users `0 .. n_users - 1`, each of whom has at least one event."""
     step_ns = step.value
-    t_ns = _event_times_ns(events)
     event_step = t_ns // step_ns
-    codes, users = pd.factorize(events["user_id"].to_numpy(), sort=True)
-    per_user = pd.Series(event_step).groupby(codes)
-    first = per_user.min().to_numpy()
-    tail = ACTIVE_TAIL_DAYS * (DAY // step)
-    last = per_user.max().to_numpy() + tail
+    first = np.full(n_users, np.iinfo("int64").max)
+    np.minimum.at(first, user, event_step)
+    last = np.full(n_users, np.iinfo("int64").min)
+    np.maximum.at(last, user, event_step)
+    last += ACTIVE_TAIL_DAYS * (DAY // step)
     if last_step is not None:
         last = np.minimum(last, last_step)
-    lengths = last - first + 1
-    offsets = np.r_[0, np.cumsum(lengths)]
-    row = offsets[codes] + event_step - first[codes]
-    return Grid(step_ns, np.asarray(users), first, offsets, codes, event_step, row)
+    offsets = np.r_[0, np.cumsum(last - first + 1)]
+    row = offsets[user] + event_step - first[user]
+    return Grid(step_ns, first, offsets, user, event_step, row)
 
 
 def _window_sums(values: np.ndarray, group_start: np.ndarray, windows: list[int]) -> list[np.ndarray]:
@@ -196,21 +277,22 @@ def _window_sums(values: np.ndarray, group_start: np.ndarray, windows: list[int]
     return out
 
 
-def _distinct_in_windows(
-    grid: Grid, key: np.ndarray, valid: np.ndarray, windows: list[int]
-) -> list[np.ndarray]:
-    """Per window `w`: (R,) exact number of distinct keys among the events of the last `w` rows of a block.
+def _distinct_in_windows(grid: Grid, key: np.ndarray, windows: list[int]) -> list[np.ndarray]:
+    """Per window `w`: (R,) exact number of distinct keys (codes >= 0; -1 is missing) among the events of
+    the last `w` rows of a user's block.
 
     A sighting of a key at row r keeps it inside the window for rows r .. r + w - 1; the user's previous
     sighting p of that key already covered rows up to p + w - 1, so this one adds 1 on rows
     [max(r, p + w), r + w) only. The union of these intervals is exactly the rows where the key is in the
-    window, so a difference array summed once counts every key once. Needs events in time order (rows
-    non-decreasing per user), which `build_user_features` guarantees. One sort serves every window.
+    window, so a difference array summed once counts every key once. Needs the events sorted by (user,
+    time), as `_user_blocks` gives them: then one stable (radix) sort by key groups each (user, key) in time
+    order.
     """
-    pair = pd.factorize(key[valid].astype("int64") * np.int64(len(grid.users)) + grid.event_user[valid])[0]
-    order = np.argsort(pair, kind="stable")  # groups each (user, key), keeping time order inside
-    pair, rows, users = pair[order], grid.event_row[valid][order], grid.event_user[valid][order]
-    has_prev = np.r_[False, pair[1:] == pair[:-1]]
+    valid = key >= 0
+    key, rows, users = key[valid], grid.event_row[valid], grid.event_user[valid]
+    order = _stable_order(key)
+    key, rows, users = key[order], rows[order], users[order]
+    has_prev = np.r_[False, (key[1:] == key[:-1]) & (users[1:] == users[:-1])]
     prev = np.r_[0, rows[:-1]]
     block_end = grid.offsets[users + 1]
     out = []
@@ -222,14 +304,28 @@ def _distinct_in_windows(
     return out
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of a (string or nullable int) column and a mask of its non-null values.
+def _codes(column: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """Dense int32 codes of a (string or nullable int) column, -1 where null, and the values they index.
 
-    Arrow's hash encoder is several times faster than pandas.factorize on string columns.
+    Arrow's hash encoder is several times faster than pandas.factorize on strings, and releases the GIL.
     """
-    indices = pc.dictionary_encode(pa.array(column, from_pandas=True)).indices
-    valid = np.asarray(indices.is_valid())
-    return np.asarray(indices.fill_null(0)).astype("int64"), valid
+    values = pa.array(column, from_pandas=True)  # chunked past 2 GB of strings; one dictionary for all
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    encoded = pc.dictionary_encode(chunked).combine_chunks()
+    return np.asarray(encoded.indices.fill_null(-1)).astype("int32"), encoded.dictionary
+
+
+def _stable_order(key: np.ndarray) -> np.ndarray:
+    """np.argsort(key, kind="stable") for non-negative integers, in linear time: numpy's stable sort is
+    a radix sort for 8- and 16-bit types, so sort by each 16-bit digit in turn, least significant first
+    (one 8-bit pass for keys below 256: a 16-bit pass costs a 65,536-entry histogram)."""
+    top = int(key.max(initial=0))
+    if top < 256:
+        return np.argsort(key.astype(np.uint8), kind="stable")
+    order, shift = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable"), 0
+    while top >> (shift := shift + 16):
+        order = order[np.argsort(((key[order] >> shift) & 0xFFFF).astype(np.uint16), kind="stable")]
+    return order
 
 
 def _bounded(
@@ -246,29 +342,33 @@ def _bounded(
     return events, end.value // step.value - 1  # the last step whose snapshot (at its end) is `end`
 
 
-def build_user_features(
-    events: pd.DataFrame, *, end: pd.Timestamp | None = None, grain: str | pd.Timedelta = "1d"
-) -> pd.DataFrame:
-    """Aggregate per-user snapshots from canonical events, one per user per grain step.
+def _user_blocks(user: np.ndarray, n_users: int, block_events: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Consecutive ranges of user codes holding about `block_events` events each: (first, stop, event index).
 
-    Returns columns `user_id`, `event_timestamp` (the snapshot time T) and `feature_columns()`.
-    `end` (default: after the last event's step) bounds the last snapshot.
+    A user's snapshots depend on that user's events only, so each block is computed alone. Stable radix
+    sorts (block number, then user within the block) group the events and keep each user's in time order.
     """
-    step = parse_grain(grain)
-    events, last_step = _bounded(events, end, step)
-    if not events["event_time"].is_monotonic_increasing:
-        events = events.sort_values("event_time", kind="stable")  # read_events already is
-    grid = _grid(events, step, last_step)
+    counts = np.bincount(user, minlength=n_users)
+    block_of_user = (np.cumsum(counts) - counts) // max(block_events, 1)
+    block_of_user = np.r_[0, np.cumsum(np.diff(block_of_user) > 0)]  # number the blocks 0, 1, 2, ...
+    order = _stable_order(block_of_user[user])
+    bounds = np.r_[0, np.cumsum(np.bincount(block_of_user[user]))]
+    first_user = np.r_[0, np.flatnonzero(np.diff(block_of_user)) + 1, n_users]
+    for b in range(len(bounds) - 1):
+        first, index = first_user[b], order[bounds[b] : bounds[b + 1]]
+        # Within the block, group by user (time order kept): the layout `_distinct_in_windows` needs.
+        yield int(first), int(first_user[b + 1]), index[_stable_order(user[index] - first)]
+
+
+def _block_features(ev: _Events, n_users: int, step: pd.Timedelta, last_step: int | None) -> dict:
+    """Every `user_activity` column for users `0 .. n_users - 1` of `ev`, plus each row's `user_code`."""
+    grid = _grid(ev.user, n_users, ev.t_ns, step, last_step)
     rows, types = grid.rows, len(EVENT_TYPES)
-    group_start = grid.block_start()
+    group_start = grid.block_start
     per_day = DAY // step  # steps per day
-    etype = pd.Categorical(events["event_type"], categories=list(EVENT_TYPES)).codes.astype("int64")
-    t_ns = _event_times_ns(events)
-    snapshot = grid.snapshot_time()
-    cols: dict[str, np.ndarray | pd.DatetimeIndex] = {
-        "user_id": grid.users[grid.row_user_code()],
-        "event_timestamp": snapshot,
-    }
+    etype = ev.etype
+    snapshot_ns = grid.snapshot_ns()
+    cols: dict[str, np.ndarray] = {"user_code": grid.row_user_code(), "event_timestamp": snapshot_ns}
 
     def per_row(weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         idx = grid.event_row if mask is None else grid.event_row[mask]
@@ -284,50 +384,96 @@ def build_user_features(
         for j, name in enumerate(EVENT_TYPES):
             cols[f"{name}_count_{days}d"] = counts[:, j].astype("int64")  # the Feast type
 
-    is_purchase = etype == EVENT_TYPES.index("purchase")
-    price = events["price"].to_numpy(dtype="float64", na_value=np.nan)
-    quantity = events["quantity"].to_numpy(dtype="float64", na_value=np.nan)
-    value = np.where(is_purchase, np.nan_to_num(price) * np.where(np.isnan(quantity), 1.0, quantity), 0.0)
-    cols["spend_30d"], cols["spend_total"] = _window_sums(per_row(value), group_start, [30 * per_day, whole])
+    windows = [30 * per_day, whole]
+    cols["spend_30d"], cols["spend_total"] = _window_sums(per_row(ev.spend), group_start, windows)
     cols["purchases_total"] = totals[:, EVENT_TYPES.index("purchase")].astype("int64")
-    all_events = np.ones(len(events), bool)
-    (cols["active_days_30d"],) = _distinct_in_windows(grid, t_ns // DAY.value, all_events, [30 * per_day])
+    day = ev.t_ns // DAY.value
+    (cols["active_days_30d"],) = _distinct_in_windows(grid, day - day.min(), [30 * per_day])
     cols["view_to_cart_30d"] = _ratio(cols["cart_count_30d"], cols["view_count_30d"])
     cols["cart_to_purchase_30d"] = _ratio(cols["purchase_count_30d"], cols["cart_count_30d"])
     for column, mask in (
         ("hours_since_last_event", None),
         ("hours_since_last_cart", etype == EVENT_TYPES.index("cart")),
-        ("hours_since_last_purchase", is_purchase),
+        ("hours_since_last_purchase", etype == EVENT_TYPES.index("purchase")),
     ):
-        cols[column] = _hours_since_last(grid, t_ns, mask, snapshot)
+        cols[column] = _hours_since_last(grid, ev.t_ns, mask, snapshot_ns)
 
     # The hour before T lies inside T's own step (grain >= 1h): count that step's events in its last hour.
     step_end = (grid.event_step + 1) * grid.step_ns
-    last_hour = t_ns >= step_end - HOUR.value
+    last_hour = ev.t_ns >= step_end - HOUR.value
     hour = np.bincount(grid.event_row[last_hour] * types + etype[last_hour], minlength=rows * types)
     for j, name in enumerate(EVENT_TYPES):
         cols[f"{name}_count_1h"] = hour.reshape(rows, types)[:, j]
 
-    for what, column in (("items", "item_id"), ("categories", "category")):
-        key, valid = _codes(events[column])
-        windows = [days * per_day for days in DISTINCT_WINDOWS_DAYS]
-        for days, counts in zip(
-            DISTINCT_WINDOWS_DAYS, _distinct_in_windows(grid, key, valid, windows), strict=True
-        ):
+    windows = [days * per_day for days in DISTINCT_WINDOWS_DAYS]
+    for what, key in (("items", ev.item), ("categories", ev.category)):
+        for days, counts in zip(DISTINCT_WINDOWS_DAYS, _distinct_in_windows(grid, key, windows), strict=True):
             cols[f"distinct_{what}_{days}d"] = counts
-    key, valid = _codes(events["session_id"])
-    (cols["sessions_7d"],) = _distinct_in_windows(grid, key, valid, [7 * per_day])
-    viewed = (etype == EVENT_TYPES.index("view")) & ~np.isnan(price)
-    priced = np.stack([per_row(np.nan_to_num(price), viewed), per_row(None, viewed)], axis=1)
+    (cols["sessions_7d"],) = _distinct_in_windows(grid, ev.session, [7 * per_day])
+    viewed = ~np.isnan(ev.view_price)
+    priced = np.stack([per_row(ev.view_price, viewed), per_row(None, viewed)], axis=1)
     price_sum, price_n = _window_sums(priced, group_start, [30 * per_day])[0].T
     cols["mean_view_price_30d"] = np.divide(price_sum, price_n, out=np.full(rows, np.nan), where=price_n > 0)
-    # copy=False keeps one block per column: consolidating ~50 columns would copy the whole frame.
-    ordered = {name: cols[name] for name in ["user_id", "event_timestamp", *feature_columns()]}
-    return pd.DataFrame(ordered, copy=False)
+    return cols
+
+
+def default_threads() -> int:
+    """The cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def iter_user_features(
+    events: pd.DataFrame,
+    *,
+    end: pd.Timestamp | None = None,
+    grain: str | pd.Timedelta = "1d",
+    block_events: int = BLOCK_EVENTS,
+    threads: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """`build_user_features` in consecutive blocks of users (ascending ids), computed on `threads` threads
+    (default: the usable cores). Memory beyond `events` is bounded by the blocks in flight, not by users.
+    """
+    step = parse_grain(grain)
+    events, last_step = _bounded(events, end, step)
+    if not events["event_time"].is_monotonic_increasing:
+        events = events.sort_values("event_time", kind="stable")  # read_events already is
+    threads = threads or default_threads()
+    with ThreadPoolExecutor(threads) as pool:  # numpy and Arrow release the GIL in their loops
+        arrays, users = _Events.of(events, pool)
+        del events  # the arrays hold all the blocks need
+
+        def compute(first: int, stop: int, index: np.ndarray) -> pd.DataFrame:
+            block = arrays.take(index)
+            block.user -= first
+            cols = _block_features(block, stop - first, step, last_step)
+            cols["user_id"] = users[first + cols.pop("user_code")]
+            cols["event_timestamp"] = pd.DatetimeIndex(cols["event_timestamp"]).tz_localize("UTC")
+            # copy=False keeps one block per column: consolidating ~50 columns would copy the whole frame.
+            return pd.DataFrame({name: cols[name] for name in _FEATURE_FRAME}, copy=False)
+
+        pending: deque[Future[pd.DataFrame]] = deque()
+        for block in _user_blocks(arrays.user, len(users), block_events):
+            pending.append(pool.submit(compute, *block))
+            if len(pending) > threads:  # a bounded window keeps memory flat while the consumer writes
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def build_user_features(
+    events: pd.DataFrame, *, end: pd.Timestamp | None = None, grain: str | pd.Timedelta = "1d"
+) -> pd.DataFrame:
+    """Aggregate per-user snapshots from canonical events, one per user per grain step.
+
+    Returns columns `user_id`, `event_timestamp` (the snapshot time T) and `feature_columns()`.
+    `end` (default: after the last event's step) bounds the last snapshot. `write_user_features` takes
+    `iter_user_features` instead to stream large inputs in bounded memory.
+    """
+    return pd.concat(iter_user_features(events, end=end, grain=grain), ignore_index=True)
 
 
 def _hours_since_last(
-    grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot: pd.DatetimeIndex
+    grid: Grid, t_ns: np.ndarray, mask: np.ndarray | None, snapshot_ns: np.ndarray
 ) -> np.ndarray:
     """Hours from the newest (masked) event before T to T, carried forward within each user; NaN if none."""
     rows = grid.event_row if mask is None else grid.event_row[mask]
@@ -336,10 +482,9 @@ def _hours_since_last(
     np.maximum.at(newest, rows, times)
     present = newest != np.iinfo("int64").min
     last_row = np.maximum.accumulate(np.where(present, np.arange(grid.rows), -1))
-    seen = last_row >= grid.block_start()  # never carry a time across users
+    seen = last_row >= grid.block_start  # never carry a time across users
     last_time = np.where(seen, newest[np.maximum(last_row, 0)], 0)
-    snap_ns = _ns(snapshot)
-    hours = (snap_ns - last_time) / 3.6e12
+    hours = (snapshot_ns - last_time) / 3.6e12
     return np.where(seen, hours, np.nan)
 
 
@@ -446,26 +591,58 @@ def realtime_rows(events: pd.DataFrame, *, carts_before: pd.Series | None = None
 
 
 # ---- files ---------------------------------------------------------------------------------------------
-def _write_atomic(table: pa.Table, features_dir: Path, name: str) -> Path:
+def _write_atomic(tables: Iterable[pa.Table], features_dir: Path, name: str, **options: Any) -> Path:
+    """Stream `tables` (one schema) into `<features_dir>/<name>`, replacing it only once all are written.
+
+    `options` go to pyarrow's ParquetWriter."""
     features_dir.mkdir(parents=True, exist_ok=True)
     target = features_dir / name
     tmp = features_dir / f".{name}.tmp"
-    pq.write_table(table, tmp)
+    writer = None
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, **options)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"nothing to write to {name}; build from at least one event")
     tmp.replace(target)
     return target
 
 
-def write_user_features(features: pd.DataFrame, features_dir: Path) -> Path:
-    """Write snapshots atomically to `<features_dir>/user_features.parquet` (the Feast FileSource)."""
-    return _write_atomic(pa.Table.from_pandas(features, preserve_index=False), features_dir, FEATURES_FILE)
+def _tables(frames: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterator[pa.Table]:
+    for frame in [frames] if isinstance(frames, pd.DataFrame) else frames:
+        yield pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_user_sequences(sequences: pa.Table, features_dir: Path) -> Path:
-    return _write_atomic(sequences, features_dir, SEQUENCES_FILE)
+def write_user_features(features: pd.DataFrame | Iterable[pd.DataFrame], features_dir: Path) -> Path:
+    """Write snapshots atomically to `<features_dir>/user_features.parquet` (the Feast FileSource).
+
+    `features` is one frame or, to stream in bounded memory, the blocks of `iter_user_features`.
+    """
+    # Dictionary pages would double the write time of these ~40 numeric columns to save a quarter of the size.
+    return _write_atomic(_tables(features), features_dir, FEATURES_FILE, use_dictionary=False)
 
 
-def write_realtime_rows(rows: pd.DataFrame, features_dir: Path) -> Path:
-    return _write_atomic(pa.Table.from_pandas(rows, preserve_index=False), features_dir, REALTIME_FILE)
+def write_user_sequences(sequences: pa.Table | Iterable[pa.Table], features_dir: Path) -> Path:
+    tables = [sequences] if isinstance(sequences, pa.Table) else sequences
+    return _write_atomic(tables, features_dir, SEQUENCES_FILE)
+
+
+def write_realtime_rows(rows: pd.DataFrame | Iterable[pd.DataFrame], features_dir: Path) -> Path:
+    return _write_atomic(_tables(rows), features_dir, REALTIME_FILE)
+
+
+def _event_blocks(events: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The events of consecutive blocks of users (ascending ids), rows in their original order: the
+    sequence and real-time builders are per user too, so building block by block and writing each block
+    gives the same file as building all at once, in memory bounded by a block."""
+    codes, users = pd.factorize(events["user_id"].to_numpy(), sort=True)
+    for _, _, index in _user_blocks(codes, len(users), FRAME_BLOCK_EVENTS):
+        yield events.iloc[np.sort(index)]
 
 
 def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") -> dict[str, Path]:
@@ -473,8 +650,12 @@ def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") ->
     from registry.features import lifetime  # it builds on this module's helpers, so it imports this one
 
     return {
-        "user_activity": write_user_features(build_user_features(events, grain=grain), features_dir),
-        "user_sequence": write_user_sequences(build_user_sequences(events, grain=grain), features_dir),
-        "user_realtime": write_realtime_rows(realtime_rows(events), features_dir),
+        "user_activity": write_user_features(iter_user_features(events, grain=grain), features_dir),
+        "user_sequence": write_user_sequences(
+            (build_user_sequences(block, grain=grain) for block in _event_blocks(events)), features_dir
+        ),
+        "user_realtime": write_realtime_rows(
+            (realtime_rows(block) for block in _event_blocks(events)), features_dir
+        ),
         **lifetime.write_user_lifetime(lifetime.build_user_lifetime(events), features_dir),
     }

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.db import errors as registry_errors
 from registry.db import migrate
 from registry.features.store import FeatureRepoError
-from registry.scoring import InvalidUserId, Score, Scorer, set_inference_threads
+from registry.scoring import InvalidUserId, Score, Scorer, freeze_heap, set_inference_threads
 from registry.serving.config import ServingConfig, ServingConfigError
 from registry.serving.schemas import (
     AliasEventOut,
@@ -138,9 +138,11 @@ def create_app(
     scorer: Scorer | None = None,
     ready_model: str = "purchase",
     ready_alias: str = "production",
+    freeze: bool = False,
 ) -> FastAPI:
     """The HTTP app. `scorer` may be passed in (tests, embedding); otherwise the lifespan builds one from
-    `settings` (default: the environment) and `serving` (default: SHOPSCORE_SERVING_CONFIG)."""
+    `settings` (default: the environment) and `serving` (default: SHOPSCORE_SERVING_CONFIG). `freeze`:
+    registry.scoring.freeze_heap() after warm-up (a server process; not in tests that build many apps)."""
 
     def make_scorer() -> Scorer:
         if scorer is not None:
@@ -156,6 +158,8 @@ def create_app(
             app.state.scorer.warm(ready_model, ready_alias)
         except Exception as exc:  # no production model yet is normal for a new registry: /readyz says so
             log.warning("not ready: %s", exc)
+        if freeze:
+            freeze_heap()
         try:
             yield
         finally:
@@ -291,4 +295,4 @@ def _require_token(scorer: Scorer, token: str | None) -> None:
 def app_from_env() -> FastAPI:
     """`create_app` with settings and serving config from the environment (the uvicorn factory)."""
     set_inference_threads()  # here, not in the CLI: each uvicorn worker process runs this factory
-    return create_app(Settings.from_env(), serving=ServingConfig.from_env())
+    return create_app(Settings.from_env(), serving=ServingConfig.from_env(), freeze=True)

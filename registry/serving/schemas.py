@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from registry.components import ANSWER_FIELDS
 from registry.scoring import INT64_MAX, INT64_MIN
 
 UserId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="The shop's integer (int64) user id.")]
@@ -15,9 +16,18 @@ AliasName = Annotated[str, Field(min_length=1, max_length=64, description="Alias
 MAX_BATCH = 10_000
 
 
+class CategoryProbabilityOut(BaseModel):
+    category: str = Field(description="Category id, as in the events.")
+    probability: float
+
+
 class ScoreOut(BaseModel):
+    """One user's answer. `answer` names the field that carries it; the other answer fields are null."""
+
     user_id: int
-    probability: float = Field(description="Predicted probability of a purchase within the model's horizon.")
+    probability: float | None = Field(
+        description="Purchase models: probability of a purchase within the model's horizon."
+    )
     model: str
     version: int
     alias: str = Field(description="The alias that answered (a traffic split may pick another than asked).")
@@ -27,6 +37,17 @@ class ScoreOut(BaseModel):
     )
     stale: bool = Field(description="Features were older than their view's TTL and were ignored.")
     cold_start: bool = Field(description="The online store has nothing for this user.")
+    head: str = Field(description="The model's head plugin, e.g. purchase, spend, next_category.")
+    answer: Literal[tuple(ANSWER_FIELDS)] = Field(  # type: ignore[valid-type]
+        description="The field that carries this model's answer."
+    )
+    expected_spend: float | None = Field(
+        default=None, description="Spend models: expected amount spent within the model's horizon."
+    )
+    top_categories: list[CategoryProbabilityOut] | None = Field(
+        default=None,
+        description="Next-category models: the most likely first categories bought, most likely first.",
+    )
 
 
 class BatchScoreIn(BaseModel):
