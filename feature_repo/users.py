@@ -369,7 +369,7 @@ _lag_sources = list(user_lifetime_lags_source.values())
     # Outputs undescribed for the reason given at user_request_recency; they are described in tags.
     schema=[Field(name=name, dtype=Float64) for name in lifetime.request_columns()],
     mode="python",
-    description="Recency, age and purchase rate of user_lifetime as of the request's request_ts "
+    description="Recency, age, purchase rate and 30-365 day windows of user_lifetime as of the request_ts "
     "(training: the row's cutoff), so they are exact at any moment. Formulas: "
     "registry/features/lifetime.py (lifetime_at_request).",
     tags=lifetime.REQUEST_DESCRIPTIONS,
