@@ -22,6 +22,8 @@ from feast import (
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Float64, Int64, String
 
+from registry.features import lifetime
+
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "favorite", "purchase", "search")
 WINDOWS_DAYS = (1, 7, 30)
 
@@ -134,40 +136,42 @@ user_sequences_source = FileSource(
     description="Per-user event sequences; a row stamped T holds the last events strictly before T.",
 )
 
+_sequence_fields = [
+    Field(
+        name="seq_event_type",
+        dtype=Array(Int64),
+        description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, "
+        "search=6) of the last 50 events before T, oldest first.",
+    ),
+    Field(
+        name="seq_category",
+        dtype=Array(Int64),
+        description="Hashed category ids (0: none) of the last 50 events before T, oldest first.",
+    ),
+    Field(
+        name="seq_price_bucket",
+        dtype=Array(Int64),
+        description="1 + floor(log2(1 + price)), at most 15 (0: no price), of the last 50 events.",
+    ),
+    Field(
+        name="seq_seconds_since_prev",
+        dtype=Array(Int64),
+        description="Seconds from each of the last 50 events to the user's previous event (-1: none).",
+    ),
+    Field(
+        name="last_queries",
+        dtype=Array(String),
+        description="Text of the last 5 search queries before T, oldest first.",
+    ),
+]
+
 user_sequence = FeatureView(
     name="user_sequence",
     entities=[user],
     # A row is written only after a step with activity; the sequence stays valid over the quiet steps that
     # follow, for as long as user_activity keeps the user alive: its 30-day snapshot tail plus its 2-day TTL.
     ttl=timedelta(days=32),
-    schema=[
-        Field(
-            name="seq_event_type",
-            dtype=Array(Int64),
-            description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, "
-            "search=6) of the last 50 events before T, oldest first.",
-        ),
-        Field(
-            name="seq_category",
-            dtype=Array(Int64),
-            description="Hashed category ids (0: none) of the last 50 events before T, oldest first.",
-        ),
-        Field(
-            name="seq_price_bucket",
-            dtype=Array(Int64),
-            description="1 + floor(log2(1 + price)), at most 15 (0: no price), of the last 50 events.",
-        ),
-        Field(
-            name="seq_seconds_since_prev",
-            dtype=Array(Int64),
-            description="Seconds from each of the last 50 events to the user's previous event (-1: none).",
-        ),
-        Field(
-            name="last_queries",
-            dtype=Array(String),
-            description="Text of the last 5 search queries before T, oldest first.",
-        ),
-    ],
+    schema=_sequence_fields,
     source=user_sequences_source,
     online=True,
     description="The user's recent event sequence and search text, for sequence and text encoders.",
@@ -253,4 +257,153 @@ purchase_rt_v1 = FeatureService(
     name="purchase_rt_v1",
     features=[user_activity, user_realtime, user_request_recency],
     description="Aggregates plus real-time state and request-time recency (entity rows carry request_ts).",
+)
+
+
+# ---- lifetime state (registry/features/lifetime.py): for shops whose customers are quiet for months ------
+user_lifetime_source = FileSource(
+    name="user_lifetime_history",
+    path="features/user_lifetime.parquet",
+    timestamp_field="event_timestamp",
+    description="Lifetime state after every (user, event time); a row stamped t sees the events at or before t.",
+)
+
+_unix = "unix seconds (UTC)"
+_lifetime_fields = [
+    Field(name="first_event_at", dtype=Float64, description=f"Time of the user's first event, {_unix}."),
+    Field(name="last_event_at", dtype=Float64, description=f"Time of the user's newest event, {_unix}."),
+    Field(
+        name="first_purchase_at",
+        dtype=Float64,
+        description=f"Time of the first purchase, {_unix} (null: never purchased).",
+    ),
+    Field(
+        name="last_purchase_at",
+        dtype=Float64,
+        description=f"Time of the newest purchase, {_unix} (null: never purchased).",
+    ),
+    Field(name="events_total", dtype=Int64, description="Events of any type over the whole history."),
+    Field(name="active_days_total", dtype=Int64, description="Distinct UTC days with any event, ever."),
+    Field(name="purchases_total", dtype=Int64, description="Purchase events over the whole history."),
+    Field(
+        name="purchase_days_total",
+        dtype=Int64,
+        description="Distinct UTC days with a purchase, ever (repeat purchases = this - 1).",
+    ),
+    Field(name="items_total", dtype=Float64, description="Units bought (quantity, 1 when unknown), ever."),
+    Field(name="spend_total", dtype=Float64, description="Purchase value (price x quantity), ever."),
+    Field(
+        name="last_purchase_value",
+        dtype=Float64,
+        description="Value of the newest purchase (all purchases at that instant) (null: never purchased).",
+    ),
+]
+user_lifetime = FeatureView(
+    name="user_lifetime",
+    entities=[user],
+    # A row changes only when the user acts, so it stays true over any quiet spell: ten years.
+    ttl=timedelta(days=3650),
+    schema=_lifetime_fields,
+    source=user_lifetime_source,
+    online=True,
+    description="Whole-history state per user (recency, frequency, age, spend), valid however long ago the "
+    "user last acted.",
+    tags={"owner": "shopscore", "grain": "event"},
+)
+
+
+user_lifetime_lags_source = {
+    days: FileSource(
+        name=f"user_lifetime_{days}d_ago_history",
+        path="features/user_lifetime_lags.parquet",
+        timestamp_field=f"visible_at_{days}d",
+        description=f"user_lifetime's totals, each row visible {days} days after the events it counts.",
+    )
+    for days in lifetime.LAG_DAYS
+}
+
+# The totals as of `days` before the cutoff / request: user_lifetime_at_request subtracts them from today's
+# totals for exact windowed counts (registry/features/lifetime.py, build_lifetime_lags).
+user_lifetime_lags = [
+    FeatureView(
+        name=f"user_lifetime_{days}d_ago",
+        entities=[user],
+        ttl=timedelta(days=3650),
+        schema=[
+            Field(
+                name=f"purchases_total_{days}d_ago",
+                dtype=Int64,
+                description=f"purchases_total {days} days ago.",
+            ),
+            Field(
+                name=f"purchase_days_total_{days}d_ago",
+                dtype=Int64,
+                description=f"purchase_days_total {days} days ago.",
+            ),
+            Field(
+                name=f"spend_total_{days}d_ago", dtype=Float64, description=f"spend_total {days} days ago."
+            ),
+        ],
+        source=source,
+        online=True,
+        description=f"user_lifetime's totals as they were {days} days before the snapshot time.",
+        tags={"owner": "shopscore", "grain": "event"},
+    )
+    for days, source in user_lifetime_lags_source.items()
+]
+# Feast (and `shopscore features apply`) collect a repo module's top-level objects, not lists: name each.
+user_lifetime_30d_ago, user_lifetime_90d_ago, user_lifetime_180d_ago, user_lifetime_365d_ago = (
+    user_lifetime_lags
+)
+_lag_sources = list(user_lifetime_lags_source.values())
+(
+    user_lifetime_30d_ago_src,
+    user_lifetime_90d_ago_src,
+    user_lifetime_180d_ago_src,
+    user_lifetime_365d_ago_src,
+) = _lag_sources
+
+
+@on_demand_feature_view(
+    sources=[user_lifetime, *user_lifetime_lags, score_request],
+    # Outputs undescribed for the reason given at user_request_recency; they are described in tags.
+    schema=[Field(name=name, dtype=Float64) for name in lifetime.request_columns()],
+    mode="python",
+    description="Recency, age, purchase rate and 30-365 day windows of user_lifetime as of the request_ts "
+    "(training: the row's cutoff), so they are exact at any moment. Formulas: "
+    "registry/features/lifetime.py (lifetime_at_request).",
+    tags=lifetime.REQUEST_DESCRIPTIONS,
+)
+def user_lifetime_at_request(inputs: dict[str, Any]) -> dict[str, Any]:
+    # Feast rebuilds a python-mode view from its source text alone (no module globals), so import here.
+    from registry.features.lifetime import lifetime_at_request
+
+    return lifetime_at_request(inputs, inputs["request_ts"])
+
+
+purchase_lifetime_v1 = FeatureService(
+    name="purchase_lifetime_v1",
+    features=[user_lifetime, user_lifetime_at_request],
+    description="Whole-history (buy-till-you-die) inputs for aggregate models: lifetime state plus its "
+    "request-time recency, age and rate; all numeric, readable for users quiet for years.",
+)
+
+user_sequence_history = FeatureView(
+    name="user_sequence_history",
+    entities=[user],
+    # The same rows as user_sequence, kept valid for ten years: a sequence stays the user's last events
+    # however long the user has been away. For shops where dormancy is the norm.
+    ttl=timedelta(days=3650),
+    schema=_sequence_fields,
+    source=user_sequences_source,
+    online=True,
+    description="user_sequence without its 32-day expiry: the last events before T for dormant users too.",
+    tags={"owner": "shopscore", "grain": "daily"},
+)
+
+purchase_lifetime_seq_v1 = FeatureService(
+    name="purchase_lifetime_seq_v1",
+    features=[user_lifetime, user_lifetime_at_request, user_sequence_history],
+    description="purchase_lifetime_v1 plus the user's last events as sequences (long TTL), for sequence "
+    "encoders and their concat with the MLP.",
 )

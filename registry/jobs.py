@@ -22,6 +22,7 @@ from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
 from registry.features import pipeline
 from registry.features import store as feast_store
+from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
 from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
 from registry.plugin_host import default_host
@@ -83,7 +84,13 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
     if start is not None:
         feast_store.materialize(settings, start=start, backfill=True)
         return
-    files = [pipeline.FEATURES_FILE, pipeline.SEQUENCES_FILE, pipeline.REALTIME_FILE]
+    files = [
+        pipeline.FEATURES_FILE,
+        pipeline.SEQUENCES_FILE,
+        pipeline.REALTIME_FILE,
+        LIFETIME_FILE,
+        LAGS_FILE,
+    ]
     stamps = [
         pd.read_parquet(settings.features_dir / name, columns=["event_timestamp"])["event_timestamp"].min()
         for name in files
@@ -167,20 +174,25 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
 
     # One retrieval for every cutoff: Feast's file offline store reads (and dask tokenizes) the whole
     # feature source on each call, whatever the number of entity rows, so three calls cost three times one.
+    valid_cutoffs = [] if splits.valid_cutoff is None else [splits.valid_cutoff]
     rows = build_training_set(
         store,
         events,
         service_name=spec.feature_service,
-        cutoffs=[*splits.train_cutoffs, splits.valid_cutoff, splits.test_cutoff],
+        cutoffs=[*splits.train_cutoffs, *valid_cutoffs, splits.test_cutoff],
         horizon_days=spec.horizon_days,
     )
     cutoff = rows["event_timestamp"]
     train_rows = rows[cutoff.isin(splits.train_cutoffs)].reset_index(drop=True)
-    valid_rows = rows[cutoff == splits.valid_cutoff].reset_index(drop=True)
     test_rows = rows[cutoff == splits.test_cutoff].reset_index(drop=True)
-    # Train and validate on one set of users, test on users the model never saw, at a later cutoff.
+    if splits.valid_cutoff is None:
+        # Validate on the held-out users at the training cutoffs (their labels end by the test cutoff).
+        valid_rows = train_rows[held_out(train_rows["user_id"])]
+    else:
+        valid_rows = rows[cutoff == splits.valid_cutoff].reset_index(drop=True)
+        valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
+    # Train on one set of users, test on users the model never saw, at a later cutoff.
     train_rows = train_rows[~held_out(train_rows["user_id"])]
-    valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
     test_rows = test_rows[held_out(test_rows["user_id"])]
 
     config = spec.train or TrainConfig(device=settings.device)

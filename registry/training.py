@@ -31,10 +31,16 @@ class SplitError(ValueError):
 
 @dataclass(frozen=True)
 class Splits:
-    """Cutoffs in time order. Each split's label window must end at or before the next split's cutoff."""
+    """Cutoffs in time order. Each split's label window must end at or before the next split's cutoff.
+
+    `valid_cutoff=None` validates on the held-out users (`held_out`) of the training cutoffs instead of on a
+    later cutoff: every label window then ends by the test cutoff, and training can use cutoffs up to one
+    horizon before the test (a later validation cutoff would push them back by one more horizon, which
+    short histories cannot spare: CDNOW at T=1997-09-30, H=90 would keep only Q1 1997).
+    """
 
     train_cutoffs: tuple[pd.Timestamp, ...]
-    valid_cutoff: pd.Timestamp
+    valid_cutoff: pd.Timestamp | None
     test_cutoff: pd.Timestamp
     horizon_days: int
 
@@ -43,6 +49,14 @@ class Splits:
             raise SplitError("at least one training cutoff is needed")
         horizon = pd.Timedelta(days=self.horizon_days)
         last_train = max(self.train_cutoffs)
+        if self.valid_cutoff is None:
+            if last_train + horizon > self.test_cutoff:
+                raise SplitError(
+                    f"training cutoff {last_train.date()} + horizon {self.horizon_days}d reaches past the test "
+                    f"cutoff {self.test_cutoff.date()}: its labels would overlap the test window. Move the "
+                    f"training cutoffs earlier"
+                )
+            return
         if last_train + horizon > self.valid_cutoff:
             raise SplitError(
                 f"training cutoff {last_train.date()} + horizon {self.horizon_days}d reaches past the validation "
@@ -59,11 +73,12 @@ class Splits:
     def of(
         cls,
         train: Sequence[str | pd.Timestamp],
-        valid: str | pd.Timestamp,
+        valid: str | pd.Timestamp | None,
         test: str | pd.Timestamp,
         horizon: int,
     ) -> Splits:
-        return cls(tuple(sorted(as_utc(c) for c in train)), as_utc(valid), as_utc(test), horizon)
+        valid_cutoff = None if valid is None else as_utc(valid)
+        return cls(tuple(sorted(as_utc(c) for c in train)), valid_cutoff, as_utc(test), horizon)
 
     @classmethod
     def default_for(cls, first_event: pd.Timestamp, last_event: pd.Timestamp, horizon_days: int) -> Splits:
@@ -85,7 +100,7 @@ class Splits:
     def to_lineage(self) -> dict[str, object]:
         return {
             "train_cutoffs": [c.isoformat() for c in self.train_cutoffs],
-            "valid_cutoff": self.valid_cutoff.isoformat(),
+            "valid_cutoff": None if self.valid_cutoff is None else self.valid_cutoff.isoformat(),
             "test_cutoff": self.test_cutoff.isoformat(),
             "horizon_days": self.horizon_days,
         }

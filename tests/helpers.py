@@ -11,7 +11,9 @@ CATEGORIES = ("shoes", "phones", "books", "toys", "garden")
 QUERIES = ("shoes", "nike shoes", "red phone", "cheap books", "lego set", "rake")
 
 
-def random_events(n: int = 600, users: int = 12, days: int = 50, seed: int = 3, start: str = "2024-03-01") -> pd.DataFrame:
+def random_events(
+    n: int = 600, users: int = 12, days: int = 50, seed: int = 3, start: str = "2024-03-01"
+) -> pd.DataFrame:
     """Uniformly random canonical events: no signal, just shapes and edge cases for pipeline checks.
 
     Items, categories, sessions and queries are drawn after the core columns, so those keep the values

@@ -11,12 +11,18 @@ from feast import FeatureView
 from helpers import random_events
 
 from registry.events.schema import write_events
-from registry.features import freshness, pipeline, push_events, read_online
+from registry.features import freshness, lifetime, pipeline, push_events, read_online
 from registry.features import store as feast_store
 from registry.features.training_set import build_training_set, entity_rows, labels
 from registry.settings import Settings
 
-SERVICES = ("purchase_v1", "purchase_seq_v1", "purchase_rt_v1")
+SERVICES = (
+    "purchase_v1",
+    "purchase_seq_v1",
+    "purchase_rt_v1",
+    "purchase_lifetime_v1",
+    "purchase_lifetime_seq_v1",
+)
 
 
 def build_and_apply(settings: Settings, events: pd.DataFrame) -> None:
@@ -59,6 +65,8 @@ def test_declared_fields_are_exactly_the_pipeline_columns(settings: Settings):
     assert [f.name for f in views["user_activity"].features] == pipeline.feature_columns()
     assert [f.name for f in views["user_sequence"].features] == pipeline.sequence_columns()
     assert [f.name for f in views["user_realtime"].features] == pipeline.realtime_columns()
+    assert [f.name for f in views["user_lifetime"].features] == lifetime.lifetime_columns()
+    assert [f.name for f in views["user_sequence_history"].features] == pipeline.sequence_columns()
     for view in views.values():
         assert view.ttl and view.ttl.total_seconds() > 0, f"{view.name} has a TTL"
         assert all(f.description for f in view.features), f"every field of {view.name} is documented"

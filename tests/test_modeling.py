@@ -99,6 +99,11 @@ def test_splits_refuse_overlapping_label_windows():
         Splits.of(["2024-01-01", "2024-01-10"], "2024-01-12", "2024-01-30", horizon=7)
     with pytest.raises(SplitError, match="reaches past the test cutoff"):
         Splits.of(["2024-01-01"], "2024-01-10", "2024-01-12", horizon=7)
+    # Without a validation cutoff (held-out users validate), training labels must still end by the test.
+    with pytest.raises(SplitError, match="would overlap the test window"):
+        Splits.of(["2024-01-01", "2024-01-10"], None, "2024-01-15", horizon=7)
+    s = Splits.of(["2024-01-01", "2024-01-08"], None, "2024-01-15", horizon=7)
+    assert s.to_lineage()["valid_cutoff"] is None
 
 
 def test_default_splits_keep_time_order():

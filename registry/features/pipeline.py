@@ -646,7 +646,9 @@ def _event_blocks(events: pd.DataFrame) -> Iterator[pd.DataFrame]:
 
 
 def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") -> dict[str, Path]:
-    """Build and write every batch source the feature repo reads."""
+    """Build and write every batch source the feature repo reads; returns {view name: its file}."""
+    from registry.features import lifetime  # it builds on this module's helpers, so it imports this one
+
     return {
         "user_activity": write_user_features(iter_user_features(events, grain=grain), features_dir),
         "user_sequence": write_user_sequences(
@@ -655,4 +657,5 @@ def build_all(events: pd.DataFrame, features_dir: Path, *, grain: str = "1d") ->
         "user_realtime": write_realtime_rows(
             (realtime_rows(block) for block in _event_blocks(events)), features_dir
         ),
+        **lifetime.write_user_lifetime(lifetime.build_user_lifetime(events), features_dir),
     }
