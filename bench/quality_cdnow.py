@@ -51,7 +51,7 @@ from registry.events.schema import read_events
 from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import as_utc, build_training_set, entity_rows, labels
-from registry.metrics import binary_metrics
+from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
 from registry.modeling import ShopModel
 from registry.settings import Settings
 from registry.training import Splits, TrainConfig
@@ -266,14 +266,9 @@ def bootstrap(
 ) -> dict[str, dict[str, float | list[float]]]:
     """Point metrics and 95% percentile intervals over customers; the same resamples for every model, and
     paired intervals of `best` minus each other model on ROC-AUC and PR-AUC."""
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(y), len(y)) for _ in range(resamples)]
-    samples = {name: {m: [] for m in METRICS} for name in scores}
-    for idx in draws:
-        for name, p in scores.items():
-            got = binary_metrics(y[idx], p[idx])
-            for m in METRICS:
-                samples[name][m].append(got[m])
+    samples = bootstrap_samples(
+        y, scores, {m: BINARY_METRICS[m] for m in METRICS}, n_boot=resamples, seed=seed
+    )
     points = {name: binary_metrics(y, p) for name, p in scores.items()}
     out: dict[str, dict[str, float | list[float]]] = {}
     for name, point in points.items():

@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from registry import jobs
 from registry.db.store import ModelRegistry
 from registry.events.schema import read_events
-from registry.metrics import bootstrap_samples
+from registry.metrics import RANKING_METRICS, bootstrap_samples
 from registry.settings import Settings
 from registry.training import EVALUATION_FILE, TrainConfig
 
@@ -74,7 +74,14 @@ VARIANTS = {
 # last events (and queries), not the 30-day aggregates, so each is measured as what it adds to the mlp:
 # concatenated with it, on the service that serves both (the mlp takes the scalar fields).
 # The tiny configs train in a minute or two per model on one CPU thread.
-SEQUENCE = {"max_len": 30, "d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.1, "category_buckets": 256}
+SEQUENCE = {
+    "max_len": 30,
+    "d_model": 32,
+    "n_heads": 2,
+    "n_layers": 1,
+    "dropout": 0.1,
+    "category_buckets": 256,
+}
 TEXT = {"max_events": 15, "max_tokens": 96, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "dropout": 0.1}  # fmt: skip
 ENCODERS = {
@@ -82,7 +89,7 @@ ENCODERS = {
     "mlp+sequence": (["mlp", "sequence"], "purchase_seq_v1", {"sequence": SEQUENCE}),
     "mlp+text": (["mlp", "text"], "purchase_seq_v1", {"text": TEXT}),
 }
-METRICS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
+METRICS = RANKING_METRICS
 
 
 def workspace(variant: Variant, args: argparse.Namespace) -> Settings:
@@ -127,7 +134,9 @@ def stored_outputs(settings: Settings, encoder: str, args: argparse.Namespace) -
     seconds = time.perf_counter() - started
     with ModelRegistry.open(settings=settings) as registry:
         _, directory = registry.fetch(model_name, version.version)
-    outputs = pd.read_parquet(directory / EVALUATION_FILE).sort_values(["split", "user_id"], ignore_index=True)
+    outputs = pd.read_parquet(directory / EVALUATION_FILE).sort_values(
+        ["split", "user_id"], ignore_index=True
+    )
     test = outputs[outputs["split"] == "test"]
     # The stored rows are the ones the registered metric came from: check, so the table can be trusted.
     assert abs(roc_auc_score(test["label"], test["score"]) - version.metrics["test_roc_auc"]) < 1e-9
@@ -142,13 +151,19 @@ def segments(events: pd.DataFrame, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     searches = events.loc[events["event_type"] == "search", ["session_id", "category", "event_time", "query"]]
     pairs = carts.merge(searches, on=["session_id", "category"], suffixes=("", "_search"))
     lag = pairs["event_time"] - pairs["event_time_search"]
-    pattern = pairs.loc[(lag > pd.Timedelta(0)) & (lag <= pd.Timedelta(minutes=10)), ["user_id", "event_time"]]
+    pattern = pairs.loc[
+        (lag > pd.Timedelta(0)) & (lag <= pd.Timedelta(minutes=10)), ["user_id", "event_time"]
+    ]
     query = searches["query"].fillna("")
     buying = events.loc[searches.index[query.str.startswith("buy ") | query.str.endswith(" price")]]
 
     def had(found: pd.DataFrame) -> np.ndarray:
-        joined = rows[["user_id", "cutoff"]].reset_index().merge(found[["user_id", "event_time"]], on="user_id")
-        recent = (joined["event_time"] <= joined["cutoff"]) & (joined["event_time"] > joined["cutoff"] - window)
+        joined = (
+            rows[["user_id", "cutoff"]].reset_index().merge(found[["user_id", "event_time"]], on="user_id")
+        )
+        recent = (joined["event_time"] <= joined["cutoff"]) & (
+            joined["event_time"] > joined["cutoff"] - window
+        )
         return rows.index.isin(joined.loc[recent, "index"])
 
     return {"search_then_cart": had(pattern), "buying_query": had(buying)}
@@ -169,20 +184,22 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     keys = ["split", "user_id", "cutoff", "label"]
     for encoder, rows in outputs.items():
         if not rows[keys].equals(reference[keys]):
-            raise RuntimeError(f"{encoder} was evaluated on other rows than mlp; the comparison would be unpaired")
+            raise RuntimeError(
+                f"{encoder} was evaluated on other rows than mlp; the comparison would be unpaired"
+            )
     test = (reference["split"] == "test").to_numpy()
     y = reference.loc[test, "label"].to_numpy()
     by_model = {e: rows.loc[test, "score"].to_numpy() for e, rows in outputs.items()}
     result: dict = {"users": len(y), "base_rate": round(float(y.mean()), 4), "models": {}}
+    samples = bootstrap_samples(y, by_model, METRICS, n_boot=args.boot, seed=args.seed)
     for metric, fn in METRICS.items():
-        samples = bootstrap_samples(y, by_model, fn, n_boot=args.boot, seed=args.seed)
-        for encoder, values in samples.items():
+        for encoder, by_metric in samples.items():
             row = result["models"].setdefault(encoder, {"train_s": round(train_seconds[encoder], 1)})
             row[metric] = round(float(fn(y, by_model[encoder])), 4)
-            row[f"{metric}_ci"] = interval(values)
+            row[f"{metric}_ci"] = interval(by_metric[metric])
             if encoder != "mlp":
                 row[f"{metric}_gain"] = round(row[metric] - result["models"]["mlp"][metric], 4)
-                row[f"{metric}_gain_ci"] = interval(values - samples["mlp"])
+                row[f"{metric}_gain_ci"] = interval(by_metric[metric] - samples["mlp"][metric])
     # Where the gain comes from: rows (validation and test pooled, for numbers) holding a planted signal.
     events = read_events(settings.events_dir)
     result["segments"] = {}
@@ -206,7 +223,11 @@ def table(results: dict[str, dict]) -> str:
 
     def ci(row: dict, key: str) -> str:
         low, high = row[f"{key}_ci"]
-        return f"{row[key]:+.3f} [{low:+.3f}, {high:+.3f}]" if "gain" in key else f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+        return (
+            f"{row[key]:+.3f} [{low:+.3f}, {high:+.3f}]"
+            if "gain" in key
+            else f"{row[key]:.3f} [{low:.3f}, {high:.3f}]"
+        )
 
     for name, result in results.items():
         variant = VARIANTS[name]
@@ -224,7 +245,8 @@ def segment_table(results: dict[str, dict]) -> str:
     models = list(ENCODERS)
     lines = [
         "| shop | rows with, in the 2 days before the cutoff | rows | bought | "
-        + " | ".join(f"mean score {m}" for m in models) + " |",
+        + " | ".join(f"mean score {m}" for m in models)
+        + " |",
         "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in models) + " |",
     ]
     for name, result in results.items():
@@ -237,7 +259,9 @@ def segment_table(results: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
@@ -245,7 +269,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="at most; early stopping with patience 3")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--variants", default="full,no_order,neither", help=f"comma-separated, of {list(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default="full,no_order,neither", help=f"comma-separated, of {list(VARIANTS)}"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     args = parser.parse_args()
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]

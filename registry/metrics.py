@@ -42,24 +42,26 @@ def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int
 def bootstrap_samples(
     y_true: np.ndarray,
     scores: Mapping[str, np.ndarray],
-    metric: Callable[[np.ndarray, np.ndarray], float],
+    metrics: Mapping[str, Callable[[np.ndarray, np.ndarray], float]],
     *,
     n_boot: int = 1000,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """`metric(y, score)` of every scorer on `n_boot` resamples (with replacement) of the rows, the same
-    resamples for every scorer, so differences between two scorers' samples are paired. A resample with one
-    class only gives NaN (use np.nanpercentile for intervals)."""
+) -> dict[str, dict[str, np.ndarray]]:
+    """scorer -> metric -> `metric(y, score)` on `n_boot` resamples (with replacement) of the rows. Every
+    scorer and metric sees the same resamples, so differences between two scorers' samples are paired. A
+    resample with one class only gives NaN (use np.nanpercentile for intervals)."""
     y_true = np.asarray(y_true)
     rng = np.random.default_rng(seed)
-    out = {name: np.full(n_boot, np.nan) for name in scores}
+    out = {name: {m: np.full(n_boot, np.nan) for m in metrics} for name in scores}
     for b in range(n_boot):
         rows = rng.integers(0, len(y_true), len(y_true))
         y = y_true[rows]
         if y.min() == y.max():
             continue
         for name, score in scores.items():
-            out[name][b] = metric(y, np.asarray(score)[rows])
+            resampled = np.asarray(score)[rows]
+            for m, metric in metrics.items():
+                out[name][m][b] = metric(y, resampled)
     return out
 
 
@@ -97,6 +99,24 @@ def best_f1_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     return float(sorted_prob[int(np.argmax(f1))])
 
 
+def _log_loss(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    return float(log_loss(y_true, clip_probabilities(y_prob), labels=[0, 1]))
+
+
+# The binary metrics that need both classes (ROC-AUC, PR-AUC) and those that do not, by name.
+RANKING_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "roc_auc": lambda y, p: float(roc_auc_score(y, p)),
+    "pr_auc": lambda y, p: float(average_precision_score(y, p)),
+}
+PROBABILITY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "log_loss": _log_loss,
+    "brier": lambda y, p: float(brier_score_loss(y, clip_probabilities(p))),
+    "ece": lambda y, p: expected_calibration_error(y, clip_probabilities(p)),
+    "lift_top10": lambda y, p: lift_at(np.asarray(y, dtype="float64"), clip_probabilities(p), 0.1),
+}
+BINARY_METRICS = {**RANKING_METRICS, **PROBABILITY_METRICS}
+
+
 def binary_metrics(
     y_true: np.ndarray, y_prob: np.ndarray, threshold: float | None = None
 ) -> dict[str, float]:
@@ -105,16 +125,10 @@ def binary_metrics(
     y_true = np.asarray(y_true, dtype="float64")
     y_prob = clip_probabilities(y_prob)
     both_classes = 0 < y_true.sum() < len(y_true)
-    metrics = {
-        "n": float(len(y_true)),
-        "base_rate": float(y_true.mean()),
-        "roc_auc": float(roc_auc_score(y_true, y_prob)) if both_classes else float("nan"),
-        "pr_auc": float(average_precision_score(y_true, y_prob)) if both_classes else float("nan"),
-        "log_loss": float(log_loss(y_true, y_prob, labels=[0, 1])),
-        "brier": float(brier_score_loss(y_true, y_prob)),
-        "ece": expected_calibration_error(y_true, y_prob),
-        "lift_top10": lift_at(y_true, y_prob, 0.1),
-    }
+    metrics = {"n": float(len(y_true)), "base_rate": float(y_true.mean())}
+    for name, metric in RANKING_METRICS.items():
+        metrics[name] = metric(y_true, y_prob) if both_classes else float("nan")
+    metrics |= {name: metric(y_true, y_prob) for name, metric in PROBABILITY_METRICS.items()}
     if threshold is not None:
         metrics["threshold"] = float(threshold)
         metrics["f1"] = f1_at(y_true, y_prob, threshold)
