@@ -42,13 +42,11 @@ frame. Measured on the same events (bench/bench_features_polars.py), polars 2.1 
 sums) took 1.3-2.9x the wall time and 1.7-2.5x the CPU of this engine computing all of them, at 1M and
 10M events; so no dependency was added. DuckDB was not tried.
 
-Measured (bench/bench_features.py, build + write from events in memory, shared 2-core box at load
-average 4-5, so one process got about half a core): one thread does 1.3M (1M events) and 1.1M (10M)
-events per CPU-second, against 0.96M and 0.46M for the previous whole-frame engine, which would be
->= 1M events/s on an idle core (this box had none to show it in wall time: 0.81M and 0.71M events/s,
-1.9x and 2.3x the previous engine in the same run). Peak RSS at 10M: 3.2 GB, of which 2.2 GB is the
-events frame (previously 6.3 GB). Two threads did not beat one on the loaded box (no idle core to use,
-and at 10M they cost 20% more CPU); the serial part left is reading the strings (25-30% of the CPU).
+Measured (bench/bench_features.py, build + write from events in memory, 2-core box at load average ~1):
+one thread builds 1.95M events/s at 1M events and 1.61M at 10M, 2.7x and 3.5x the previous whole-frame
+engine in the same run; per CPU-second 1.4M and 1.2M events, so the cost is close to linear. Peak RSS at
+10M: 3.2 GB, of which 2.2 GB is the events frame (previously 6.3 GB). Two threads did not beat one on this
+box (at 10M they cost 15-20% more CPU); the serial part left is reading the strings (25-30% of the CPU).
 """
 
 from __future__ import annotations
