@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from registry import Head, hookimpl
+from registry.components import CategoryProbability
 from registry.metrics import top_k_accuracy
 
 UNKNOWN = -1  # target index of a category outside the vocabulary
@@ -72,12 +73,12 @@ class NextCategoryHead(Head):
         return torch.softmax(outputs.float(), dim=-1)  # (B, C), columns in config.categories order
 
     def answers(self, predictions: np.ndarray) -> list[Any]:
-        """Per row, the top_k (category, probability) pairs, most likely first."""
+        """Per row, the top_k categories with their probabilities, most likely first."""
         k = min(self.config.top_k, predictions.shape[1])
         best = np.argsort(-predictions, axis=1, kind="stable")[:, :k]
         names = self.config.categories
         return [
-            [(names[c], p) for c, p in zip(row, probs.tolist(), strict=True)]
+            tuple(CategoryProbability(names[c], p) for c, p in zip(row, probs.tolist(), strict=True))
             for row, probs in zip(best.tolist(), np.take_along_axis(predictions, best, axis=1), strict=True)
         ]
 

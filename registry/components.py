@@ -24,7 +24,7 @@ not the loop, knows its label, its target tensor and its loss.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -84,11 +84,18 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+class CategoryProbability(NamedTuple):
+    """One entry of a `top_categories` answer."""
+
+    category: str
+    probability: float
+
+
 # The fields of a served Score (registry.scoring) that carry a head's answer; a head names one in `answer`.
 ANSWER_FIELDS = {
     "probability": "probability of a binary event (float in [0, 1])",
     "expected_spend": "expected amount spent (float >= 0)",
-    "top_categories": "most likely categories, best first ([(category, probability), ...])",
+    "top_categories": "most likely categories, best first (a tuple of CategoryProbability)",
 }
 
 

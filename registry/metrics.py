@@ -32,11 +32,15 @@ def reliability_bins(
     return predicted, observed, count
 
 
-def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
-    """Mean |observed rate - predicted probability| over equal-width probability bins, weighted by bin size."""
-    predicted, observed, count = reliability_bins(y_true, y_prob, bins)
+def calibration_error(predicted: np.ndarray, observed: np.ndarray, count: np.ndarray) -> float:
+    """ECE from `reliability_bins`: mean |observed rate - predicted probability|, weighted by bin size."""
     used = count > 0
     return float((count[used] / count.sum() * np.abs(observed[used] - predicted[used])).sum())
+
+
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> float:
+    """ECE over equal-width probability bins (`calibration_error` of `reliability_bins`)."""
+    return calibration_error(*reliability_bins(y_true, y_prob, bins))
 
 
 def bootstrap_samples(

@@ -36,7 +36,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from registry.db.errors import UnknownAlias
 from registry.db.records import FieldDiff, ModelVersion
 from registry.db.store import ModelRegistry
-from registry.metrics import clip_probabilities, reliability_bins, top_k_accuracy
+from registry.metrics import calibration_error, clip_probabilities, reliability_bins, top_k_accuracy
 from registry.training import EVALUATION_FILE
 
 REPORT_FILE = "index.html"
@@ -74,9 +74,7 @@ class BinaryCurves:
 
     @property
     def ece(self) -> float:
-        used = self.bin_count > 0
-        weights = self.bin_count[used] / self.bin_count.sum()
-        return float((weights * np.abs(self.bin_observed[used] - self.bin_predicted[used])).sum())
+        return calibration_error(self.bin_predicted, self.bin_observed, self.bin_count)
 
 
 def binary_curves(y_true: np.ndarray, y_prob: np.ndarray) -> BinaryCurves:
@@ -92,7 +90,9 @@ def top_k_curve(labels: np.ndarray, probabilities: np.ndarray, classes: list[str
     """Top-k accuracy for k = 1..min(MAX_K, classes); a label outside `classes` is always a miss."""
     index = {c: i for i, c in enumerate(classes)}
     y_index = np.array([index.get(str(c), -1) for c in labels], dtype="int64")
-    return np.array([top_k_accuracy(y_index, probabilities, k) for k in range(1, min(MAX_K, len(classes)) + 1)])
+    return np.array(
+        [top_k_accuracy(y_index, probabilities, k) for k in range(1, min(MAX_K, len(classes)) + 1)]
+    )
 
 
 def head_kind(record: ModelVersion) -> str:
@@ -143,7 +143,10 @@ def _split_rows(outputs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
     plt = _pyplot()
-    curves = {s: binary_curves(r["label"].to_numpy(), r["score"].to_numpy()) for s, r in _split_rows(outputs).items()}
+    curves = {
+        s: binary_curves(r["label"].to_numpy(), r["score"].to_numpy())
+        for s, r in _split_rows(outputs).items()
+    }
     roc, ax = plt.subplots(figsize=(5, 4.5))
     for split, c in curves.items():
         ax.plot(c.fpr, c.tpr, label=f"{split}: ROC-AUC {c.roc_auc:.3f}")
@@ -152,7 +155,9 @@ def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, P
     ax.legend(loc="lower right")
     pr, ax = plt.subplots(figsize=(5, 4.5))
     for split, c in curves.items():
-        (line,) = ax.plot(c.recall, c.precision, drawstyle="steps-post", label=f"{split}: PR-AUC {c.pr_auc:.3f}")
+        (line,) = ax.plot(
+            c.recall, c.precision, drawstyle="steps-post", label=f"{split}: PR-AUC {c.pr_auc:.3f}"
+        )
         ax.axhline(c.base_rate, color=line.get_color(), ls=":", label=f"{split}: base rate {c.base_rate:.3f}")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
     ax.legend(loc="upper right")
@@ -166,7 +171,10 @@ def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, P
     ax.legend(loc="upper left")
     return [
         ("ROC curve", figures.save(roc, "roc.png")),
-        ("Precision-recall curve (dotted: base rate, what a random ranking scores)", figures.save(pr, "pr.png")),
+        (
+            "Precision-recall curve (dotted: base rate, what a random ranking scores)",
+            figures.save(pr, "pr.png"),
+        ),
         ("Reliability diagram", figures.save(cal, "calibration.png")),
     ]
 
@@ -185,15 +193,15 @@ def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[st
     return [("Predicted against actual (symmetric log axes)", figures.save(fig, "predicted_vs_actual.png"))]
 
 
-def _multiclass_plots(
-    figures: _Figures, outputs: pd.DataFrame, classes: list[str]
-) -> list[tuple[str, Path]]:
+def _multiclass_plots(figures: _Figures, outputs: pd.DataFrame, classes: list[str]) -> list[tuple[str, Path]]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for split, rows in _split_rows(outputs).items():
         curve = top_k_curve(rows["label"].to_numpy(), np.stack(rows["score"].to_numpy()), classes)
         ax.plot(np.arange(1, len(curve) + 1), curve, "o-", label=f"{split}: top-1 {curve[0]:.3f}")
-    ax.set(xlabel="k", ylabel="share of rows whose class is in the top k", title="Top-k accuracy", ylim=(0, 1))
+    ax.set(
+        xlabel="k", ylabel="share of rows whose class is in the top k", title="Top-k accuracy", ylim=(0, 1)
+    )
     ax.legend(loc="lower right")
     return [(f"Top-k accuracy over {len(classes)} classes", figures.save(fig, "top_k.png"))]
 
@@ -250,7 +258,9 @@ def _fmt(value: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -319,7 +329,9 @@ def write_report(
         if classes:
             curves = _multiclass_plots(figures, outputs, [str(c) for c in classes])
         else:
-            notes.append("Top-k curves need the head's class list (params.head_config.categories); none found.")
+            notes.append(
+                "Top-k curves need the head's class list (params.head_config.categories); none found."
+            )
     else:
         notes.append(
             f"Head {record.lineage.get('head')!r} records none of roc_auc, mae, top1_accuracy, so no curves "

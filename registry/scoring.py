@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from feast.errors import FeastObjectNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.artifacts import fetch_artifact
+from registry.components import CategoryProbability
 from registry.db import validate
 from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
@@ -50,11 +51,6 @@ NUMERIC_TYPES = (Int32, Int64, Float32, Float64, Bool)
 
 class InvalidUserId(ValueError):
     """A user id that is not an integer (the `user` entity's join key is INT64)."""
-
-
-class CategoryProbability(NamedTuple):
-    category: str
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -375,8 +371,6 @@ class Scorer:
         names, values, ages, stale = self._online(shop_model.feature_service, ids)
         head = shop_model.head
         answers = head.answers(shop_model.predict_values(names, values))
-        if head.answer == "top_categories":
-            answers = [tuple(CategoryProbability(c, p) for c, p in row) for row in answers]
         return [
             Score(
                 user_id=uid,

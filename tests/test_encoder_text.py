@@ -24,13 +24,7 @@ TINY |= {"vocab_size": 512, "max_tokens": 64, "max_events": 8, "dropout": 0.0}
 WORDS = ["nike", "air", "max", "iphone", "case", "red", "shoes", "cheap", "sale", "laptop", "usb", "cable"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a loaded machine two threads contend and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def query_frame(n: int, seed: int) -> pd.DataFrame:
