@@ -33,7 +33,7 @@ from registry.db import validate
 from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
 from registry.features.bulk_online import BulkReader, decode_numbers, decode_objects
-from registry.features.online import read_online
+from registry.features.online import ServicePlan, read_online
 from registry.features.store import FeatureRepoError, open_store
 from registry.modeling import ShopModel
 from registry.serving.config import ServingConfig
@@ -138,7 +138,6 @@ class _ViewSpec:
     view: FeatureView | None  # None: not a plain FeatureView (e.g. on-demand), read through Feast's API
     names: list[str]
     columns: list[int]  # positions of `names` in the service's feature list
-    ts_key: str  # the response key of the view's timestamps (Feast's public API)
     ttl_seconds: float
 
 
@@ -152,8 +151,9 @@ class _ServiceSpec:
     views: list[_ViewSpec]
     # Every view is a plain FeatureView keyed by the int64 user_id alone and the online store is one
     # registry.features.bulk_online reads: read in bulk, skipping Feast's per-value work (its module says
-    # why). Otherwise (on-demand views, other stores) Feast's public API reads it.
+    # why). Otherwise (on-demand views, other stores) Feast's public API reads it, with this plan.
     direct: bool
+    public: ServicePlan | None
     # Every field is a number. Otherwise (lists of a sequence, strings) values travel as an object array with
     # None where absent, and the model gets a pandas frame.
     scalar: bool
@@ -283,7 +283,7 @@ class Scorer:
                 ttl = view.ttl if view is not None else None
                 seconds = ttl.total_seconds() if ttl and ttl.total_seconds() > 0 else float("inf")
                 positions = list(range(len(names), len(names) + len(columns)))
-                views.append(_ViewSpec(view, columns, positions, f"{columns[0]}__ts", seconds))
+                views.append(_ViewSpec(view, columns, positions, seconds))
                 names += columns
             direct = self._bulk is not None and all(
                 v.view is not None
@@ -295,7 +295,8 @@ class Scorer:
             scalar = all(
                 f.dtype in NUMERIC_TYPES for p in service.feature_view_projections for f in p.features
             )
-            spec = self._services[name] = _ServiceSpec(service, names, views, direct, scalar)
+            public = None if direct else ServicePlan.of(self.store, name)
+            spec = self._services[name] = _ServiceSpec(service, names, views, direct, public, scalar)
         return spec
 
     def _read(self, spec: _ServiceSpec, user_ids: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -324,7 +325,7 @@ class Scorer:
         if not spec.direct:
             # On-demand views need Feast's request planning (and the request time), and other stores have no
             # bulk reader: the public read path, which masks stale values the same way.
-            read = read_online(self.store, service_name, user_ids, now=now)
+            read = read_online(self.store, spec.public, user_ids, now=now)  # type: ignore[arg-type]
             if spec.scalar:
                 values = read.frame.to_numpy(dtype="float64", na_value=np.nan)
             else:

@@ -19,6 +19,7 @@ from registry.features.bulk_online import (
     EntityKeyCodec,
     RedisBulkReader,
     SqliteBulkReader,
+    _event_seconds,
     decode_numbers,
     decode_objects,
 )
@@ -135,6 +136,35 @@ def test_decode_numbers_falls_back_to_protobuf_for_other_scalars():
     blobs = [Value(unix_timestamp_val=1_700_000_000), Value(null_val=0), Value(), Value(double_val=2.5)]
     decoded = decode_numbers([b.SerializeToString() for b in blobs] + [None])
     assert decoded.tolist() == pytest.approx([1.7e9, np.nan, np.nan, 2.5, np.nan], nan_ok=True)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [[1, 127], [128, 300, 2**31 - 1], [-1, 5], [2**62, 0, -(2**63)]],  # widest varint 1, 2-5, 10, 10 bytes
+    ids=["one-byte", "multi-byte", "negative", "extremes"],
+)
+def test_decode_numbers_reads_varints_of_every_width(batch):
+    blobs = [Value(int64_val=v).SerializeToString() for v in batch] + [Value(int32_val=-7).SerializeToString()]
+    assert decode_numbers(blobs).tolist() == [float(v) for v in batch] + [-7.0]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_event_times_convert_as_feasts_online_read_does(zone, monkeypatch):
+    # Feast stores int(naive UTC time read as local time) and converts back through local time: the
+    # shortcut for a UTC machine and the per-user path elsewhere must both give Feast's answer.
+    import time
+
+    from feast.infra.online_stores.sqlite import convert_timestamp
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        stored = [0, 1_700_000_000, 1_720_000_000]  # winter and summer: DST moves New York's offset
+        feast = [convert_timestamp(s).replace(tzinfo=UTC).timestamp() for s in stored]
+        assert _event_seconds(stored).tolist() == feast
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_entity_key_codec_refuses_a_layout_it_cannot_reproduce(monkeypatch):

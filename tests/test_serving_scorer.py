@@ -238,7 +238,7 @@ def test_direct_online_read_matches_feasts_public_api(scorer, serving_shop):
         expected = [float("nan") if v is None else float(v) for v in public[name]]
         assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
     (view,) = spec.views
-    assert stamps[0].tolist() == pytest.approx([float(t or 0) for t in public[view.ts_key]])
+    assert stamps[0].tolist() == pytest.approx([float(t or 0) for t in public[f"{view.names[0]}__ts"]])
 
 
 @pytest.mark.gpu

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -76,9 +77,12 @@ def decode_numbers(blobs: Sequence[bytes | None]) -> np.ndarray:
     # sum wraps to the right two's-complement int64.
     hit = ((tags == _INT32) | (tags == _INT64) | (tags == _BOOL)) & (lengths >= 2) & (lengths <= _MAX_VARINT + 1)
     if hit.any():
-        raw = buf[starts[hit, None] + 1 + np.arange(_MAX_VARINT)].astype(np.uint64)
-        used = np.arange(_MAX_VARINT) < (lengths[hit, None] - 1)
-        parts = np.where(used, (raw & np.uint64(0x7F)) << _SHIFTS, np.uint64(0))
+        # Gather only as many bytes as the longest varint present: counts are mostly 1-2 bytes, and the
+        # (N, width) arrays below are most of the decode's time.
+        width = int(lengths[hit].max()) - 1
+        raw = buf[starts[hit, None] + 1 + np.arange(width)].astype(np.uint64)
+        used = np.arange(width) < (lengths[hit, None] - 1)
+        parts = np.where(used, (raw & np.uint64(0x7F)) << _SHIFTS[:width], np.uint64(0))
         out[hit] = parts.sum(axis=1, dtype=np.uint64).view(np.int64)
         done |= hit
 
@@ -214,11 +218,10 @@ class SqliteBulkReader(BulkReader):
         index = {name: column for column, name in enumerate(features)}
         columns = np.fromiter(map(index.get, names, itertools.repeat(-1, n)), np.int64, n)
         at = np.fromiter(positions, np.int64, n)
-        # Feast reports one event time per user (all of a user's features are written together).
-        stored = np.empty(len(user_ids), dtype=object)
-        stored[at] = stamps
-        for pos in np.unique(at):
-            event_time[pos] = _event_seconds(stored[pos])
+        # Feast reports one event time per user (all of a user's features are written together), and the
+        # VALUES list is walked in order, so each user's rows are contiguous: read the first one.
+        first = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
+        event_time[at[first]] = _event_seconds([stamps[i] for i in first])
         keep = columns >= 0  # the table holds every feature of the view; keep the requested ones
         if not keep.all():
             blobs = tuple(itertools.compress(blobs, keep))
@@ -226,9 +229,15 @@ class SqliteBulkReader(BulkReader):
         return ViewRead(at, columns, list(blobs), event_time)
 
 
-def _event_seconds(stored: int) -> float:
-    # Feast's own converter, as its online_read applies it (stored: int(naive UTC datetime.timestamp())).
-    return convert_timestamp(stored).replace(tzinfo=UTC).timestamp()
+def _event_seconds(stored: list[int]) -> np.ndarray:
+    """Unix seconds of Feast's stored event times, as its online_read converts them.
+
+    Feast stores `int(naive_utc_datetime.timestamp())`, which reads the naive UTC time as local time, and
+    undoes it with `convert_timestamp` (local again) plus `tzinfo=UTC`. Where local time is UTC both steps
+    are the identity, so the stored integers are the answer; elsewhere Feast's converter runs per user."""
+    if time.timezone == 0 and time.altzone == 0:
+        return np.asarray(stored, dtype=np.float64)
+    return np.array([convert_timestamp(s).replace(tzinfo=UTC).timestamp() for s in stored], dtype=np.float64)
 
 
 class RedisBulkReader(BulkReader):
