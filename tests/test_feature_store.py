@@ -164,6 +164,24 @@ def test_freshness_reports_each_views_age_and_masks_expired(shared):
     assert late.age_seconds["user_activity"][0] == pytest.approx(3600.0 + 3 * 86400)
 
 
+def test_an_expired_view_blanks_only_its_own_features_in_training_sets(shared):
+    """Serving masks an expired view and keeps the others; training must see rows the same way, although
+    Feast's file offline store drops a whole row when one view of the request has nothing in its TTL."""
+    settings, events, _ = shared
+    store = feast_store.open_store(settings)
+    last = events["event_time"].max().floor("D")
+    cutoffs = [last - pd.Timedelta(days=d, hours=12) for d in (1, 5, 20)]
+    alone = build_training_set(store, events, service_name="purchase_v1", cutoffs=cutoffs, horizon_days=7)
+    activity = [c for c in pipeline.feature_columns() if c in alone.columns]
+    realtime = pipeline.realtime_columns()
+    for service in ("purchase_seq_v1", "purchase_rt_v1"):
+        frame = build_training_set(store, events, service_name=service, cutoffs=cutoffs, horizon_days=7)
+        pd.testing.assert_frame_equal(frame[activity], alone[activity])
+    # The rows that matter exist: aggregates present while the day-TTL real-time view has expired.
+    expired = frame[realtime[0]].isna() & alone[activity[0]].notna()
+    assert expired.sum() >= 3, "the fixture needs users whose real-time state expired before their aggregates"
+
+
 def test_training_set_uses_no_event_after_its_cutoff(applied, tmp_path):
     """Rebuilding every view from only the events up to a cutoff must give the very same training rows.
 
