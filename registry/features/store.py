@@ -19,6 +19,7 @@ import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFeatureView, RepoConfig
 from feast.data_source import DataSource
 
+from registry.features import dask_tokens
 from registry.settings import Settings
 
 # Variables a profile may use without the user exporting them.
@@ -60,6 +61,7 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 def open_store(settings: Settings) -> FeatureStore:
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    dask_tokens.install()  # the file offline store's dask joins, minutes faster on list features
     return FeatureStore(config=repo_config(settings))
 
 
