@@ -55,8 +55,9 @@ def test_equal_columns_get_equal_tokens():
         np.array(["a", "b"], dtype=object),
         np.array([None, None], dtype=object),
         np.array([[1, 2], 3], dtype=object),
+        np.array([np.arange(2), np.nan, None], dtype=object),  # NaN is missing, but not None
     ],
-    ids=["strings", "all-none", "mixed"],
+    ids=["strings", "all-none", "mixed", "nan-not-none"],
 )
 def test_other_object_arrays_are_left_to_dask(values):
     assert list_column_token(values) is None

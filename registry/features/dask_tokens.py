@@ -16,13 +16,17 @@ goes to dask's own normaliser unchanged.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from dask.hashing import hash_buffer_hex
 from dask.tokenize import normalize_token
 
 _installed = False
+_ndim = operator.attrgetter("ndim")
+_dtype = operator.attrgetter("dtype")
 
 
 def install() -> None:
@@ -53,18 +57,20 @@ def list_column_token(x: np.ndarray) -> tuple[str, str, tuple[int, ...]] | None:
     concatenated (strings joined by NUL, with their lengths alongside), so arrays differing anywhere hash
     apart."""
     values = x.ravel()
-    present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
-    items = values[present].tolist()
-    if not items or not all(type(v) is np.ndarray and v.ndim == 1 for v in items):
+    present = ~pd.isna(values)  # C loops (pandas, map) throughout: a column can hold millions of lists
+    items = values[present]
+    if set(map(type, values[~present])) - {type(None)}:
+        return None  # NaN, NA, NaT: missing, but not None; dask's normaliser keeps them apart
+    if not len(items) or set(map(type, items)) != {np.ndarray} or set(map(_ndim, items)) != {1}:
         return None  # strings, numbers, lists, other objects, all None: dask's normaliser
-    dtypes: dict[np.dtype, int] = {}
-    codes = np.fromiter((dtypes.setdefault(v.dtype, len(dtypes)) for v in items), np.int64, len(items))
+    dtypes = {dtype: code for code, dtype in enumerate(dict.fromkeys(map(_dtype, items)))}
+    codes = np.fromiter(map(dtypes.__getitem__, map(_dtype, items)), np.int64, len(items))
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
     parts = [present.tobytes(), lengths.tobytes(), codes.tobytes()]
     for dtype, code in dtypes.items():  # in order of first appearance: part of the content
-        flat = np.concatenate([v for v, c in zip(items, codes.tolist(), strict=True) if c == code])
+        flat = np.concatenate(items if len(dtypes) == 1 else items[codes == code])
         if dtype.hasobject:  # lists of strings
-            if not all(type(v) is str for v in flat):
+            if set(map(type, flat)) != {str}:
                 return None
             sizes = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
             data = sizes.tobytes() + "\0".join(flat).encode("utf-8", "surrogatepass")
