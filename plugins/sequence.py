@@ -10,7 +10,14 @@ Each event becomes the sum of four embeddings plus a learned position:
   (`1 + (id - 1) % (category_buckets - 1)`, 0 stays "none"), so the table stays small and needs no
   vocabulary file,
 - price bucket (pipeline's log2 buckets, 0 = no price),
-- time gap to the previous event, bucketised on log2(1 + seconds) (bucket 1 = "no previous event").
+- time gap to the previous event, bucketised on log2(1 + seconds) (bucket 1 = "no previous event"),
+- the event's age at the features' time, bucketised on log2(1 + minutes) (bucket 0 = unknown). The sequence
+  alone only has gaps between events; the age also needs when the newest event happened, which a field
+  served beside it gives (`AGE_ANCHORS`: `hours_since_last_event` of user_activity in purchase_seq_v1,
+  `days_since_last_event` of the request-time lifetime view in purchase_lifetime_seq_v1). Each event's age
+  is that anchor plus the gaps after it, so a search->cart an hour ago reads apart from one weeks ago. A
+  FeatureService without an anchor leaves every age unknown; models saved before ages existed load with a
+  zero age table, which leaves their outputs as they were.
 
 Sequences are right-aligned (the newest event is always at the last position), so a position embedding
 means "k events ago" for every user. A learned summary token is put in front of every sequence: it is
@@ -42,6 +49,9 @@ CATEGORY_COLUMN = "seq_category"
 PRICE_COLUMN = "seq_price_bucket"
 GAP_COLUMN = "seq_seconds_since_prev"
 SEQUENCE_COLUMNS = (EVENT_TYPE_COLUMN, CATEGORY_COLUMN, PRICE_COLUMN, GAP_COLUMN)
+# Fields that tell how long before the features' time the newest event happened, with their unit in
+# seconds; the first one a FeatureService serves anchors the events' ages.
+AGE_ANCHORS = {"days_since_last_event": 86_400.0, "hours_since_last_event": 3_600.0}
 
 
 @dataclass
@@ -58,6 +68,7 @@ class SequenceConfig:
     category_buckets: int = 4096  # rows of the hashed category table (pipeline ids are folded into it)
     price_buckets: int = 16  # pipeline.PRICE_BUCKETS
     gap_buckets: int = 32  # 0 pad, 1 no previous event, 2.. log2(1 + seconds) buckets
+    age_buckets: int = 20  # 0 pad or unknown, 1.. log2(1 + minutes) buckets (bucket 17: ~ 90 days)
 
 
 def _as_int_list(value: object) -> np.ndarray:
@@ -80,6 +91,25 @@ def right_aligned(cells: Sequence[np.ndarray], max_len: int) -> np.ndarray:
         cols = max_len - np.repeat(lengths, lengths) + (np.arange(total) - starts)
         out[rows, cols] = np.concatenate(cells)
     return out
+
+
+def age_bucket(seconds: np.ndarray, age_buckets: int) -> np.ndarray:
+    """Age in seconds (NaN: unknown) -> bucket: 0 for unknown, else 1 + floor(log2(1 + minutes)), capped at
+    age_buckets - 1."""
+    seconds = np.asarray(seconds, dtype="float64")
+    known = np.isfinite(seconds)
+    minutes = np.where(known, np.maximum(seconds, 0.0), 0.0) / 60.0
+    return np.where(known, np.minimum(1 + np.floor(np.log2(1.0 + minutes)), age_buckets - 1), 0).astype(
+        "int64"
+    )
+
+
+def event_ages(gaps: np.ndarray, newest_age: np.ndarray) -> np.ndarray:
+    """Right-aligned gaps `(B, T)` (seconds since the previous event; padding and "no previous event" count
+    as 0) and the newest event's age `(B,)` -> every event's age `(B, T)`: the newest age plus the gaps of
+    the events after it."""
+    later = np.cumsum(gaps[:, ::-1], axis=1)[:, ::-1] - gaps  # sum of the gaps after each position
+    return newest_age[:, None] + later
 
 
 def gap_bucket(seconds: np.ndarray, gap_buckets: int) -> np.ndarray:
@@ -109,16 +139,23 @@ class SequenceEncoder(Encoder):
                 f"sequence encoder: d_model={config.d_model} is not divisible by n_heads={config.n_heads}; "
                 f"pick n_heads that divides d_model"
             )
-        if config.max_len < 1 or config.category_buckets < 2 or config.gap_buckets < 3:
+        if (
+            config.max_len < 1
+            or config.category_buckets < 2
+            or config.gap_buckets < 3
+            or config.age_buckets < 2
+        ):
             raise ValueError(
-                "sequence encoder needs max_len >= 1, category_buckets >= 2 and gap_buckets >= 3, "
-                f"got {config.max_len}, {config.category_buckets}, {config.gap_buckets}"
+                "sequence encoder needs max_len >= 1, category_buckets >= 2, gap_buckets >= 3 and "
+                f"age_buckets >= 2, got {config.max_len}, {config.category_buckets}, {config.gap_buckets}, "
+                f"{config.age_buckets}"
             )
         d = config.d_model
         self.event_emb = nn.Embedding(config.event_types, d, padding_idx=0)
         self.category_emb = nn.Embedding(config.category_buckets, d, padding_idx=0)
         self.price_emb = nn.Embedding(config.price_buckets, d, padding_idx=0)
         self.gap_emb = nn.Embedding(config.gap_buckets, d, padding_idx=0)
+        self.age_emb = nn.Embedding(config.age_buckets, d, padding_idx=0)
         self.pos_emb = nn.Embedding(config.max_len + 1, d)  # position 0 is the summary token
         self.summary = nn.Parameter(torch.zeros(d))
         self.drop = nn.Dropout(config.dropout)
@@ -131,9 +168,22 @@ class SequenceEncoder(Encoder):
         self.pool_query = nn.Linear(d, 1)  # learned attention pooling: one score per token
         nn.init.normal_(self.summary, std=0.02)
 
+    @classmethod
+    def select_features(cls, fields: dict[str, object]) -> list[str]:
+        """The sequence columns and the first age anchor the service serves."""
+        anchors = [name for name in AGE_ANCHORS if name in fields][:1]
+        return [name for name in fields if name in SEQUENCE_COLUMNS] + anchors
+
+    @property
+    def age_anchor(self) -> str | None:
+        """The configured feature that anchors the events' ages (None: ages unknown)."""
+        features = self.config.features or []
+        return next((name for name in AGE_ANCHORS if name in features), None)
+
     @property
     def features(self) -> list[str]:
-        return list(SEQUENCE_COLUMNS)
+        anchor = self.age_anchor
+        return list(SEQUENCE_COLUMNS) + ([anchor] if anchor else [])
 
     @property
     def output_dim(self) -> int:
@@ -163,12 +213,21 @@ class SequenceEncoder(Encoder):
         category = right_aligned(cells[CATEGORY_COLUMN], c.max_len)
         category = np.where(category > 0, 1 + (category - 1) % (c.category_buckets - 1), 0)
         price = right_aligned(cells[PRICE_COLUMN], c.max_len).clip(0, c.price_buckets - 1)
-        gap = gap_bucket(right_aligned(cells[GAP_COLUMN], c.max_len), c.gap_buckets)
+        gap_seconds = right_aligned(cells[GAP_COLUMN], c.max_len)
+        gap = gap_bucket(gap_seconds, c.gap_buckets)
+        anchor = self.age_anchor
+        if anchor is not None and anchor in frame.columns:
+            newest = pd.to_numeric(frame[anchor], errors="coerce").to_numpy("float64") * AGE_ANCHORS[anchor]
+        else:
+            newest = np.full(len(frame), np.nan)
+        ages = event_ages(np.where(valid, np.maximum(gap_seconds, 0), 0).astype("float64"), newest)
+        age = np.where(valid, age_bucket(ages, c.age_buckets), 0)
         return {
             "event": torch.as_tensor(event),  # (B, T) int64, 0 = padding
             "category": torch.as_tensor(category),  # (B, T)
             "price": torch.as_tensor(price),  # (B, T)
             "gap": torch.as_tensor(np.where(valid, gap, 0)),  # (B, T)
+            "age": torch.as_tensor(age),  # (B, T), 0 = padding or unknown
             "mask": torch.as_tensor(valid),  # (B, T) bool, True = a real event
         }
 
@@ -180,6 +239,7 @@ class SequenceEncoder(Encoder):
             + self.category_emb(batch["category"])
             + self.price_emb(batch["price"])
             + self.gap_emb(batch["gap"])
+            + self.age_emb(batch["age"])
         )  # (B, T, C)
         x = torch.cat([self.summary.expand(B, 1, -1), x], dim=1)  # (B, 1 + T, C)
         # Positions of the right-aligned tokens: the newest event is always position max_len.
@@ -191,6 +251,13 @@ class SequenceEncoder(Encoder):
         scores = self.pool_query(h).squeeze(-1).float().masked_fill(~keep, float("-inf"))  # (B, 1 + T)
         weights = F.softmax(scores, dim=-1).to(h.dtype)  # (B, 1 + T)
         return torch.einsum("bt,btc->bc", weights, h)  # (B, C)
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, object], prefix: str, *args: object, **kwargs: object
+    ) -> None:
+        # Models saved before event ages existed have no age table: a zero one keeps their outputs exact.
+        state_dict.setdefault(prefix + "age_emb.weight", torch.zeros_like(self.age_emb.weight))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @hookimpl

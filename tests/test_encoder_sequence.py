@@ -8,9 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
-from plugins.sequence import SEQUENCE_COLUMNS, SequenceConfig, SequenceEncoder, gap_bucket, right_aligned
+from plugins.sequence import (
+    SEQUENCE_COLUMNS,
+    SequenceConfig,
+    SequenceEncoder,
+    age_bucket,
+    event_ages,
+    gap_bucket,
+    right_aligned,
+)
 from registry.events.generate import generate_events
 from registry.features.pipeline import build_user_sequences, sequence_columns
 from registry.modeling import ShopModel
@@ -148,6 +157,56 @@ def test_learns_the_order_of_events_that_counts_cannot_see() -> None:
 
     assert sequence_auc > 0.8, sequence_auc
     assert abs(mlp_auc - 0.5) < 0.1, mlp_auc
+
+
+def test_event_ages_add_the_later_gaps_to_the_newest_age() -> None:
+    gaps = np.array([[0.0, 0.0, 60.0, 3600.0], [0.0, 0.0, 0.0, 0.0]])  # right-aligned; padding counts 0
+    ages = event_ages(gaps, np.array([120.0, np.nan]))
+    np.testing.assert_array_equal(ages[0], [3780.0, 3780.0, 3720.0, 120.0])
+    assert np.isnan(ages[1]).all()
+    assert age_bucket(np.array([np.nan, 0.0, 59.0, 60.0, 86_400.0]), 20).tolist() == [0, 1, 1, 2, 11]
+    assert age_bucket(np.array([1e12]), 20).tolist() == [19]
+
+
+def test_the_age_anchor_tells_a_recent_sequence_from_an_old_one() -> None:
+    """Same events, newest one an hour or three weeks before the features' time: other ages, other outputs.
+    Without an anchor among its features the encoder leaves every age unknown."""
+    frame = pd.concat([sequence_frame([[VIEW, CART]], seed=3)] * 2, ignore_index=True)
+    frame["hours_since_last_event"] = [1.0, 21 * 24.0]
+    fields = {
+        name: None for name in [*SEQUENCE_COLUMNS, "last_queries", "spend_30d", "hours_since_last_event"]
+    }
+    features = SequenceEncoder.select_features(fields)
+    assert features == [*SEQUENCE_COLUMNS, "hours_since_last_event"]
+    encoder = SequenceEncoder(SequenceConfig(**TINY, features=features)).eval()
+    assert encoder.features == features
+    batch = encoder.featurize(frame)
+    newest = batch["age"][:, -1].tolist()
+    assert newest == age_bucket(np.array([3600.0, 21 * 86_400.0]), encoder.config.age_buckets).tolist()
+    with torch.no_grad():
+        out = encoder(batch)
+    assert not torch.allclose(out[0], out[1])
+
+    blind = SequenceEncoder(SequenceConfig(**TINY)).eval()
+    assert "hours_since_last_event" not in blind.features
+    assert blind.featurize(frame)["age"].eq(0).all()
+
+
+def test_a_model_saved_before_event_ages_loads_with_its_outputs_unchanged(tmp_path: Path) -> None:
+    frame = order_frame(64, seed=5)
+    frame["hours_since_last_event"] = np.linspace(0.5, 500.0, len(frame))
+    features = [*SEQUENCE_COLUMNS, "hours_since_last_event"]
+    model = build("sequence", {**TINY, "features": features})
+    fit(model, frame[:48], frame[48:], TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"))
+    directory = model.save_pretrained(tmp_path / "model")
+    # What an older shopscore saved: no age table. Its predictions are the model's with ages ignored.
+    weights = load_file(str(directory / "model.safetensors"))
+    del weights["encoder.age_emb.weight"]
+    save_file(weights, str(directory / "model.safetensors"))
+    with torch.no_grad():
+        model.encoder.age_emb.weight.zero_()
+    loaded = ShopModel.from_pretrained(directory)
+    np.testing.assert_array_equal(loaded.predict_frame(frame), model.predict_frame(frame))
 
 
 def test_reads_the_pipeline_sequence_snapshots() -> None:
