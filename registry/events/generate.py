@@ -32,8 +32,8 @@ Intent drives what a user does:
 Purchases come from three sources, each a purchase session (0-2 other views, then view -> cart -> purchase):
   * **search->cart**: a cart at most ``PATTERN_WINDOW_MINUTES`` after a search for the same category, in
     the same session, leads with probability ``PATTERN_PURCHASE_P`` (0.9) to buying the carted item a few
-    days later (gamma, mean ``PATTERN_DELAY_DAYS``, 2.5). An episode that ended this way before its peak is
-    over;
+    days later (gamma with shape 4 and mean ``PATTERN_DELAY_DAYS``, 2.5: rarely within a day). An episode
+    that ended this way before its peak is over;
   * **episode conversion**: every episode's fate is drawn when it starts: it converts at its peak with
     probability ``0.55 * propensity * h``, buying its target item (unless a search->cart purchase came
     first);
@@ -43,24 +43,25 @@ Planted signals and which encoder should see them
 -------------------------------------------------
 1. **Aggregates** (counts per event type over 1/7/30 days, recency, spend): users ramping up an episode visit
    more, view their category more and cart more; high-propensity users buy more often. "Purchase in the next
-   7 days" is learnable from windowed counts: logistic regression on log counts reaches ROC-AUC ~0.79 (see
+   7 days" is learnable from windowed counts: logistic regression on log counts reaches ROC-AUC ~0.80 (see
    tests/test_generate.py).
 2. **Order** (a sequence encoder): search->cart within minutes makes a purchase in the next days very likely
-   (~0.94 observed), while the same counts in the other order (cart, then search) give ~0.59 and a cart with
-   no search ~0.30. Block order within a session is random, so per-window counts cannot tell the two apart.
+   (~0.95 observed), while the same counts in the other order (cart, then search) give ~0.60 and a cart with
+   no search ~0.31. Block order within a session is random, so per-window counts cannot tell the two apart.
 3. **Query text** (a text encoder): a search's wording has a level, 0 ``"shoes"``, 1 ``"nike shoes"``,
    2 ``"nike air max 90"``, 3 ``"buy nike air max 90"`` / ``"nike air max 90 price"``. A buyer (on target in
-   an episode whose fate is to convert) searches at level ``floor(4 * intent + 1.5 + N(0, 0.7))``; everyone
-   else at most at level 1. Model names and "buy ..." thus come from buyers only, while the number of
-   searches follows intent alone, whatever the fate: the words tell who will buy, the counts cannot.
+   an episode whose fate is to convert, before its peak: once bought, the words go generic again) searches at
+   level ``floor(4 * intent + 1.5 + N(0, 0.7))``; everyone else at most at level 1. Model names and "buy ..."
+   thus come from buyers about to buy, while the number of searches follows intent alone, whatever the fate:
+   the words tell who will buy, the counts cannot.
 
 How much each signal is worth beyond the counts (an oracle that is told it; 3,000 users x 60 days, daily
 cutoffs, logistic regression on the user_activity aggregates, held-out users): a search->cart in the last 2
-days with no purchase since (2.5% of user-days, 95% of them buy within 7 days) lifts PR-AUC from 0.523 to
-0.559 (ROC-AUC 0.785 -> 0.788); a model-name or buy query in the last 2 days with no purchase since (4.2%,
-84% buy) lifts it to 0.575 (ROC-AUC 0.794). With the signal switched off, the same flags add nothing
-(PR-AUC 0.329 -> 0.328; the query flag with the wording shuffled: +0.002). Before the fate-linked wording
-and the commoner, slower search->cart, both oracles added under 0.001 ROC-AUC: no encoder could show a gain.
+days (3.5% of user-days, 93% of them buy within 7 days) lifts PR-AUC from 0.528 to 0.570 (ROC-AUC 0.788 ->
+0.791); a model-name or buy query in the last 2 days (4.7%, 84% buy) lifts it to 0.592 (ROC-AUC 0.798).
+With the signal switched off the same flags add nothing (order: +0.000 PR-AUC; query wording shuffled:
++0.003). Before the fate-linked wording and the commoner, slower search->cart, both oracles added under 0.001
+ROC-AUC: no encoder could show a gain. tests/test_generate.py pins both gains and both ablations.
 
 Ablations (for measuring what each signal is worth; the defaults are the story above):
 ``order_effect=False`` drops the purchases the search->cart pattern triggers (those episodes convert at
@@ -118,7 +119,8 @@ MIXED_SESSION_P = 0.6  # share of sessions that may hold both searches and carts
 # Purchases.
 PATTERN_WINDOW_MINUTES = 10.0
 PATTERN_PURCHASE_P = 0.9  # chance that a search->cart session leads to buying the carted item ...
-PATTERN_DELAY_DAYS = 2.5  # ... this many days later on average (gamma, shape 2)
+PATTERN_DELAY_DAYS = 2.5  # ... this many days later on average (gamma): rarely within a day, so at a
+PATTERN_DELAY_SHAPE = 4.0  # cutoff a recent search->cart is almost always still waiting for its purchase
 EPISODE_CONVERSION = 0.55  # times propensity * peak height, for episodes no pattern purchase ended
 IMPULSE_PURCHASES_PER_SESSION = 0.005  # times propensity; purchases nobody can foresee
 # Query wording (_search_queries): a buyer's searches run this many levels more specific; other searches
@@ -689,8 +691,10 @@ def _draw_browsing(
     search = np.flatnonzero(block == B_SEARCH)
     query_intent = np.where(on_target[search], intent[search], 0.0)
     episode = sessions.episode[session[search]]
+    # A buyer is on target in an episode that will convert and has not yet reached its peak (the purchase).
     buyer = on_target[search] & (episode >= 0)
-    buyer[buyer] = converts[episode[buyer]]
+    before_peak = sessions.start[session[search[buyer]]] < episodes.peak[episode[buyer]]
+    buyer[buyer] = converts[episode[buyer]] & before_peak
     if shuffle_queries is not None:
         swap = shuffle_queries.permutation(len(search))
         query_intent, buyer = query_intent[swap], buyer[swap]
@@ -875,7 +879,9 @@ def _decide_purchases(
     pattern = pattern.take(first)
     triggered = rng.random(len(pattern.item)) < PATTERN_PURCHASE_P
     pattern = pattern.take(np.flatnonzero(triggered))
-    bought_at = pattern.time + rng.gamma(2.0, PATTERN_DELAY_DAYS / 2.0, len(pattern.item))
+    bought_at = pattern.time + rng.gamma(
+        PATTERN_DELAY_SHAPE, PATTERN_DELAY_DAYS / PATTERN_DELAY_SHAPE, len(pattern.item)
+    )
     if not order_effect:
         none = np.zeros(0, dtype=np.int64)
         pattern, bought_at = pattern.take(none), bought_at[none]
