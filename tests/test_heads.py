@@ -261,7 +261,7 @@ def test_train_spec_builds_a_concat_for_several_encoders():
     assert config == {
         "parts": [
             {"name": "mlp", "config": {"features": ["a"], "hidden": [4]}},
-            {"name": "sequence", "config": {"features": ["a", "seq_event_type"]}},
+            {"name": "sequence", "config": {"features": ["seq_event_type"]}},
         ]
     }
     with pytest.raises(ValueError, match="encoder_config must map encoder names"):
