@@ -38,6 +38,7 @@ _DOUBLE, _FLOAT = 0x29, 0x35  # fixed 64-bit (field 5) and fixed 32-bit (field 6
 _NULL = b"\x98\x01\x00"  # null_val (field 19) = NULL
 _MAX_VARINT = 10
 _SHIFTS = (7 * np.arange(_MAX_VARINT)).astype(np.uint64)
+_UNIT_SEPARATOR = "\x1f"  # char(31): joins a user's feature names in the SQLite read
 
 
 @dataclass(frozen=True)
@@ -202,9 +203,9 @@ class BulkReader:
 class SqliteBulkReader(BulkReader):
     """One query per view, one result row per user: Feast's SQLite table holds one row per (entity key,
     feature name), and turning each of those into a Python tuple was most of the read (a 1,000-user batch of
-    a 39-feature view is 39,000 rows). SQLite groups them per user instead, the names space-separated and
-    the values as hex (`bytes.fromhex` skips the spaces between them), so Python sees 1,000 rows and three
-    strings per user."""
+    a 39-feature view is 39,000 rows). SQLite groups them per user instead, the names joined by the unit
+    separator (U+001F, never in a feature name) and the values as space-separated hex (`bytes.fromhex` skips
+    the spaces), so Python sees 1,000 rows of three strings and a number."""
 
     # SQLite allows 32,766 bound parameters per statement; a user takes two.
     MAX_USERS = 10_000
@@ -236,7 +237,7 @@ class SqliteBulkReader(BulkReader):
         # read; they are converted once per user below instead.
         sql = (
             f"WITH k(pos, key) AS (VALUES {','.join('(?,?)' for _ in user_ids)}) "
-            "SELECT k.pos, group_concat(t.feature_name, ' '), group_concat(hex(t.value), ' '), "
+            "SELECT k.pos, group_concat(t.feature_name, char(31)), group_concat(hex(t.value), ' '), "
             f'CAST(min(t.event_ts) AS INTEGER) FROM k CROSS JOIN "{table}" t ON t.entity_key = k.key '
             "GROUP BY k.pos"
         )
@@ -251,9 +252,10 @@ class SqliteBulkReader(BulkReader):
         at = np.fromiter(positions, np.int64, len(rows))
         event_time[at] = _event_seconds(list(stamps))
         columns, counts = self._columns(names, features)
-        hexes = " ".join(values).split(" ")  # a NULL value is an empty string: length 0, absent
+        joined = " ".join(values)
+        hexes = joined.split(" ")  # a NULL value is an empty string: length 0, absent
         lengths = np.fromiter(map(len, hexes), np.int64, len(hexes)) // 2
-        blobs = Blobs(bytes.fromhex(" ".join(values)), lengths)
+        blobs = Blobs(bytes.fromhex(joined), lengths)
         rows_of = np.repeat(at, counts)
         keep = columns >= 0  # the table holds every feature of the view; keep the requested ones
         if not keep.all():
@@ -269,7 +271,7 @@ class SqliteBulkReader(BulkReader):
         index = {name: column for column, name in enumerate(features)}
         by_names: dict[str, np.ndarray] = {}
         for joined in set(names):
-            split = joined.split(" ")
+            split = joined.split(_UNIT_SEPARATOR)
             by_names[joined] = np.fromiter(map(index.get, split, itertools.repeat(-1, len(split))), np.int64)
         if len(by_names) == 1:
             (columns,) = by_names.values()
