@@ -9,8 +9,9 @@ encoder settings), by changing the label: each training row's target becomes "th
 (a cart of the searched category within 10 minutes, one session) in the 2 days before the cutoff", the flag
 quality_synthetic.py's `segments` computes from the events. The purchase head serves as a plain binary head
 on that target. If the encoder reads event order, it should detect its own input's pattern nearly
-perfectly; the mlp (the 1/7/30-day counts) is the reference that cannot see order. The same two encoders
-are also trained on purchases, and every model's mean score on the pattern rows tells how much of the
+perfectly; the mlp (the 1/7/30-day counts) is the reference that cannot see order, and `sequence_gru` (the
+same inputs read by a GRU, defined here) a reader built for order. The same encoders are also trained on
+purchases, and every model's mean score on the pattern rows tells how much of the
 pattern it uses.
 
 Rows come from Feast (`purchase_seq_v1`) at the cutoffs `jobs.train` uses, split as it splits them (weekly
@@ -30,10 +31,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.quality_synthetic import SEQUENCE, VARIANTS, segments, workspace  # noqa: E402
+from plugins.purchase import PurchaseConfig, PurchaseHead  # noqa: E402
+from plugins.sequence import SequenceConfig, SequenceEncoder  # noqa: E402
 from registry.events.schema import read_events  # noqa: E402
 from registry.features import store as feast_store  # noqa: E402
 from registry.features.training_set import build_training_set  # noqa: E402
@@ -44,7 +48,26 @@ from registry.training import Splits, TrainConfig, evaluation_outputs, fit, held
 
 SERVICE = "purchase_seq_v1"
 LABEL = "label_purchase"  # the purchase head's label column; the pattern target is written into it
-ENCODER_OPTIONS = {"mlp": {}, "sequence": SEQUENCE}
+
+
+class GruSequence(SequenceEncoder):
+    """The sequence encoder's inputs read by a one-layer GRU instead of the Transformer, for this probe only
+    (not a registered encoder): its state runs through the events oldest to newest, so "a search, then a
+    cart" is something it can hold on to. The last state (the newest event is last) is the output; the
+    Transformer layers it inherits are left unused."""
+
+    name = "sequence_gru"
+
+    def __init__(self, config: SequenceConfig) -> None:
+        super().__init__(config)
+        self.gru = nn.GRU(config.d_model, config.d_model, batch_first=True)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, last = self.gru(self.drop(self.embed(batch)))  # left padding embeds as zeros before the events
+        return last[-1]  # (B, C)
+
+
+ENCODER_OPTIONS = {"mlp": {}, "sequence": SEQUENCE, "sequence_gru": SEQUENCE}
 
 
 def split_rows(settings: Settings, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
@@ -79,13 +102,20 @@ def probe(encoder: str, target: str, rows: tuple, args: argparse.Namespace) -> d
     train, valid, test, fields = rows
     if target == "pattern":
         train, valid, test = (frame.assign(**{LABEL: frame["pattern"].astype(float)}) for frame in rows[:3])
-    config = {
-        "features": default_host().encoder(encoder).cls.select_features(fields),
-        **ENCODER_OPTIONS[encoder],
-    }
-    model = ShopModel.build(
-        encoder, config, "purchase", {"horizon_days": args.horizon}, feature_service=SERVICE, seed=args.seed
-    )
+    head = {"horizon_days": args.horizon}
+    if encoder == GruSequence.name:
+        torch.manual_seed(args.seed)
+        config = SequenceConfig(**ENCODER_OPTIONS[encoder], features=SequenceEncoder.select_features(fields))
+        gru = GruSequence(config)
+        model = ShopModel(
+            gru, PurchaseHead(PurchaseConfig(**head), gru.output_dim), feature_service=SERVICE, plugins={}
+        )
+    else:
+        config = {
+            "features": default_host().encoder(encoder).cls.select_features(fields),
+            **ENCODER_OPTIONS[encoder],
+        }
+        model = ShopModel.build(encoder, config, "purchase", head, feature_service=SERVICE, seed=args.seed)
     started = time.perf_counter()
     result = fit(
         model,

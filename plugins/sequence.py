@@ -1,4 +1,5 @@
-"""Built-in `sequence` encoder: a small Transformer over the user's last N events (SASRec-style).
+"""Built-in `sequence` encoder: a small Transformer over the user's last N events (bidirectional attention,
+as in BERT4Rec; SASRec's is causal).
 
 It reads the `user_sequence` view's columns (registry/features/pipeline.py, served by the
 `purchase_seq_v1` FeatureService): `seq_event_type`, `seq_category`, `seq_price_bucket` and
@@ -231,16 +232,20 @@ class SequenceEncoder(Encoder):
             "mask": torch.as_tensor(valid),  # (B, T) bool, True = a real event
         }
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["mask"]  # (B, T)
-        B, T = mask.shape
-        x = (
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each event as the sum of its five embeddings, `(B, T, C)`; padding rows are zero."""
+        return (
             self.event_emb(batch["event"])
             + self.category_emb(batch["category"])
             + self.price_emb(batch["price"])
             + self.gap_emb(batch["gap"])
             + self.age_emb(batch["age"])
-        )  # (B, T, C)
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["mask"]  # (B, T)
+        B, T = mask.shape
+        x = self.embed(batch)  # (B, T, C)
         x = torch.cat([self.summary.expand(B, 1, -1), x], dim=1)  # (B, 1 + T, C)
         # Positions of the right-aligned tokens: the newest event is always position max_len.
         pos = torch.arange(self.config.max_len - T, self.config.max_len + 1, device=mask.device)
