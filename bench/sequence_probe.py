@@ -101,10 +101,10 @@ def split_rows(settings: Settings, horizon: int) -> tuple[pd.DataFrame, pd.DataF
 def probe(encoder: str, target: str, rows: tuple, args: argparse.Namespace) -> dict:
     train, valid, test, fields = rows
     if target == "pattern":
-        train, valid, test = (frame.assign(**{LABEL: frame["pattern"].astype(float)}) for frame in rows[:3])
+        train, valid, test = (f.assign(**{LABEL: f["pattern"].astype(float)}) for f in (train, valid, test))
     head = {"horizon_days": args.horizon}
     if encoder == GruSequence.name:
-        torch.manual_seed(args.seed)
+        torch.manual_seed(args.seed)  # weights from the seed, as ShopModel.build does for registered parts
         config = SequenceConfig(**ENCODER_OPTIONS[encoder], features=SequenceEncoder.select_features(fields))
         gru = GruSequence(config)
         model = ShopModel(
