@@ -24,6 +24,9 @@ users at the test cutoff, the rows its registered metrics were computed from). R
 95% bootstrap intervals over those users, and the gain over the MLP with a paired interval (the same
 resampled users for both models).
 
+bench/sequence_probe.py asks, on the same `full` shop, whether the sequence encoder can see the order at
+all (the planted pattern as its label).
+
 Prints a markdown table, then (with --json) one JSON line last. Seeded and deterministic on the CPU (torch
 uses one thread unless --threads says otherwise); the runtime and load average are printed with the table.
 """
