@@ -268,10 +268,8 @@ def segment_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The shop and training options; bench/sequence_probe.py takes the same ones, so it probes this shop."""
     parser.add_argument("--users", type=int, default=12_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
@@ -279,8 +277,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12, help="at most; early stopping on validation loss")
     parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation loss")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate, every model")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_shop_arguments(parser)
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument(
         "--variants", default="full,no_order,no_query", help=f"comma-separated, of {list(VARIANTS)}"
     )

@@ -35,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.quality_synthetic import SEQUENCE, VARIANTS, segments, workspace  # noqa: E402
+from bench.quality_synthetic import SEQUENCE, VARIANTS, add_shop_arguments, segments, workspace  # noqa: E402
 from plugins.purchase import PurchaseConfig, PurchaseHead  # noqa: E402
 from plugins.sequence import SequenceConfig, SequenceEncoder  # noqa: E402
 from registry.events.schema import read_events  # noqa: E402
@@ -44,7 +44,7 @@ from registry.features.training_set import build_training_set  # noqa: E402
 from registry.modeling import ShopModel  # noqa: E402
 from registry.plugin_host import default_host  # noqa: E402
 from registry.settings import Settings  # noqa: E402
-from registry.training import Splits, TrainConfig, evaluation_outputs, fit, held_out  # noqa: E402
+from registry.training import Splits, TrainConfig, evaluation_outputs, fit  # noqa: E402
 
 SERVICE = "purchase_seq_v1"
 LABEL = "label_purchase"  # the purchase head's label column; the pattern target is written into it
@@ -71,7 +71,7 @@ ENCODER_OPTIONS = {"mlp": {}, "sequence": SEQUENCE, "sequence_gru": SEQUENCE}
 
 
 def split_rows(settings: Settings, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Train, valid and test rows of purchase_seq_v1 as jobs.train splits them, each with a `pattern` flag,
+    """Train, valid and test rows of purchase_seq_v1 (`Splits.split`, as jobs.train), each with a `pattern` flag,
     and the service's fields (name -> Feast dtype)."""
     events = read_events(settings.events_dir)
     splits = Splits.default_for(events["event_time"].min(), events["event_time"].max(), horizon)
@@ -84,17 +84,12 @@ def split_rows(settings: Settings, horizon: int) -> tuple[pd.DataFrame, pd.DataF
         horizon_days=horizon,
     )
     rows["pattern"] = segments(events, rows.rename(columns={"event_timestamp": "cutoff"}))["search_then_cart"]
-    cutoff = rows["event_timestamp"]
-    is_train = cutoff.isin(splits.train_cutoffs).to_numpy()
-    is_valid, is_test = (cutoff == splits.valid_cutoff).to_numpy(), (cutoff == splits.test_cutoff).to_numpy()
-    kept_out = held_out(rows["user_id"])
     fields = {
         f.name: f.dtype
         for p in store.get_feature_service(SERVICE).feature_view_projections
         for f in p.features
     }
-    # Train and validate on one set of users, test on the others at a later cutoff.
-    train, valid, test = rows[is_train & ~kept_out], rows[is_valid & ~kept_out], rows[is_test & kept_out]
+    train, valid, test = splits.split(rows)
     return train, valid, test, fields
 
 
@@ -146,14 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--users", type=int, default=12_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--horizon", type=int, default=7)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_shop_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

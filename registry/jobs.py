@@ -33,7 +33,6 @@ from registry.training import (
     TrainConfig,
     evaluation_outputs,
     fit,
-    held_out,
     outputs_metrics,
 )
 
@@ -182,18 +181,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         cutoffs=[*splits.train_cutoffs, *valid_cutoffs, splits.test_cutoff],
         horizon_days=spec.horizon_days,
     )
-    cutoff = rows["event_timestamp"]
-    train_rows = rows[cutoff.isin(splits.train_cutoffs)].reset_index(drop=True)
-    test_rows = rows[cutoff == splits.test_cutoff].reset_index(drop=True)
-    if splits.valid_cutoff is None:
-        # Validate on the held-out users at the training cutoffs (their labels end by the test cutoff).
-        valid_rows = train_rows[held_out(train_rows["user_id"])]
-    else:
-        valid_rows = rows[cutoff == splits.valid_cutoff].reset_index(drop=True)
-        valid_rows = valid_rows[~held_out(valid_rows["user_id"])]
-    # Train on one set of users, test on users the model never saw, at a later cutoff.
-    train_rows = train_rows[~held_out(train_rows["user_id"])]
-    test_rows = test_rows[held_out(test_rows["user_id"])]
+    train_rows, valid_rows, test_rows = splits.split(rows)
 
     config = spec.train or TrainConfig(device=settings.device)
     # Some heads size themselves from the training labels (a class vocabulary), so ask before building.

@@ -97,6 +97,20 @@ class Splits:
         train = pd.date_range(end=last_train, periods=(last_train - first_train).days // 7 + 1, freq="7D")
         return cls(tuple(train), valid, test, horizon_days)
 
+    def split(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Training-set rows (`event_timestamp` = cutoff) -> train, valid and test rows. Train on one set of
+        users, test on users the model never saw (`held_out`), at the later test cutoff."""
+        cutoff = rows["event_timestamp"]
+        train = rows[cutoff.isin(self.train_cutoffs)].reset_index(drop=True)
+        test = rows[cutoff == self.test_cutoff].reset_index(drop=True)
+        if self.valid_cutoff is None:
+            # Validate on the held-out users at the training cutoffs (their labels end by the test cutoff).
+            valid = train[held_out(train["user_id"])]
+        else:
+            valid = rows[cutoff == self.valid_cutoff].reset_index(drop=True)
+            valid = valid[~held_out(valid["user_id"])]
+        return train[~held_out(train["user_id"])], valid, test[held_out(test["user_id"])]
+
     def to_lineage(self) -> dict[str, object]:
         return {
             "train_cutoffs": [c.isoformat() for c in self.train_cutoffs],
