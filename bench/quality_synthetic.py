@@ -95,8 +95,10 @@ ENCODERS = {
 METRICS = RANKING_METRICS
 
 
-def workspace(variant: Variant, args: argparse.Namespace) -> Settings:
-    home = WORK / variant.name
+def workspace(variant: Variant, args: argparse.Namespace, root: Path = WORK) -> Settings:
+    """A fresh workspace for the variant's shop under `root`; each benchmark passes its own root, so two of
+    them running at once never re-create each other's files."""
+    home = root / variant.name
     shutil.rmtree(home, ignore_errors=True)  # every run starts from the seed, never from a previous run
     settings = Settings.from_env(home=home).with_(
         database_url=f"sqlite:///{home / 'registry.db'}",

@@ -1,11 +1,11 @@
 """Can the sequence encoder see the planted search->cart pattern at all? A probe beside quality_synthetic.py.
 
-    .venv/bin/python bench/sequence_probe.py            # 12,000 users, the quality benchmark's shop (5 min)
+    .venv/bin/python bench/sequence_probe.py            # 12,000 users, the quality benchmark's shop (15 min)
     .venv/bin/python bench/sequence_probe.py --users 3000 --epochs 4   # quick look
 
 quality_synthetic.py finds that the sequence encoder adds little to the mlp on purchases, with the order
 effect on or off. This probe asks why, on the same shop (the `full` variant: same users, seed, cutoffs and
-encoder settings), by changing the label: each training row's target becomes "the user made a search->cart
+encoder settings; generated in its own workspace, bench/.work/sequence_probe/, so both can run at once), by changing the label: each training row's target becomes "the user made a search->cart
 (a cart of the searched category within 10 minutes, one session) in the 2 days before the cutoff", the flag
 quality_synthetic.py's `segments` computes from the events. The purchase head serves as a plain binary head
 on that target. If the encoder reads event order, it should detect its own input's pattern nearly
@@ -46,6 +46,7 @@ from registry.plugin_host import default_host  # noqa: E402
 from registry.settings import Settings  # noqa: E402
 from registry.training import Splits, TrainConfig, evaluation_outputs, fit  # noqa: E402
 
+WORK = Path(__file__).resolve().parent / ".work" / "sequence_probe"
 SERVICE = "purchase_seq_v1"
 LABEL = "label_purchase"  # the purchase head's label column; the pattern target is written into it
 
@@ -145,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    rows = split_rows(workspace(VARIANTS["full"], args), args.horizon)
+    rows = split_rows(workspace(VARIANTS["full"], args, root=WORK), args.horizon)
     train, _, test, _ = rows
     results = [probe(e, t, rows, args) for t in ("pattern", "purchase") for e in ENCODER_OPTIONS]
     load = os.getloadavg()
