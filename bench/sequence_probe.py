@@ -5,8 +5,9 @@
 
 quality_synthetic.py finds that the sequence encoder adds little to the mlp on purchases, with the order
 effect on or off. This probe asks why, on the same shop (the `full` variant: same users, seed, cutoffs and
-encoder settings; generated in its own workspace, bench/.work/sequence_probe/, so both can run at once), by changing the label: each training row's target becomes "the user made a search->cart
-(a cart of the searched category within 10 minutes, one session) in the 2 days before the cutoff", the flag
+encoder settings; generated in its own workspace, bench/.work/sequence_probe/, so both benchmarks can run at
+once), by changing the label: each training row's target becomes "the user made a search->cart (a cart of
+the searched category within 10 minutes, one session) in the 2 days before the cutoff", the flag
 quality_synthetic.py's `segments` computes from the events. The purchase head serves as a plain binary head
 on that target. If the encoder reads event order, it should detect its own input's pattern nearly
 perfectly; the mlp (the 1/7/30-day counts) is the reference that cannot see order, and `sequence_gru` (the
