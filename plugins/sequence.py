@@ -137,9 +137,18 @@ class BiasedEncoderLayer(nn.TransformerEncoderLayer):
     """A pre-norm `nn.TransformerEncoderLayer` that takes a per-sample additive attention mask
     `(B * n_heads, L, L)`: its forward always runs the documented path. The built-in layer's eval fast path
     mishandles such a mask (pytorch/pytorch#102333: eval outputs differed from training mode by up to 0.6
-    here). Same submodules, so saved weights load unchanged."""
+    here). Same submodules, so saved weights load unchanged. Padding goes into that mask as -inf, so a
+    separate padding mask is refused rather than ignored."""
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None, **_: object) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        if src_key_padding_mask is not None or is_causal:
+            raise ValueError("BiasedEncoderLayer takes padding and causality inside src_mask only")
         h = self.norm1(src)
         x = src + self.dropout1(self.self_attn(h, h, h, attn_mask=src_mask, need_weights=False)[0])
         h = self.norm2(x)
@@ -260,9 +269,8 @@ class SequenceEncoder(Encoder):
         else:
             newest = np.full(len(frame), np.nan)
         gaps = np.where(valid, np.maximum(gap_seconds, 0), 0).astype("float64")
-        ages = event_ages(gaps, newest)
-        age = np.where(valid, age_bucket(ages, c.age_buckets), 0)
         before_newest = event_ages(gaps, np.zeros(len(frame)))  # seconds before the newest event
+        age = np.where(valid, age_bucket(newest[:, None] + before_newest, c.age_buckets), 0)
         return {
             "event": torch.as_tensor(event),  # (B, T) int64, 0 = padding
             "category": torch.as_tensor(category),  # (B, T)
@@ -286,13 +294,14 @@ class SequenceEncoder(Encoder):
             + self.age_emb(batch["age"])
         )
 
-    def relation_bias(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def relation_bias(self, batch: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
         """Additive attention bias `(B * n_heads, 1 + T, 1 + T)` from how each pair of events relates, as
         TiSASRec (Li et al., WSDM 2020) lets attention see the time between events: per head, a learned value
         for (is the key the earlier, the same or the later event; log2 bucket of the seconds between them)
         plus one for (direction; same category or not). With it one layer finds "a search for this category
         minutes before this cart", which content and position alone left out of reach
-        (bench/sequence_probe.py). Padding keys get -inf; the summary token (row and column 0) no bias."""
+        (bench/sequence_probe.py). Keys that `keep` (B, 1 + T) leaves out, the padding, get -inf; the summary
+        token (row and column 0) no bias."""
         mask = batch["mask"]  # (B, T)
         B, T = mask.shape
         seconds = batch["before_newest"]  # (B, T)
@@ -308,7 +317,6 @@ class SequenceEncoder(Encoder):
         )  # (B, T, T, H)
         bias = mask.new_zeros((B, self.config.n_heads, 1 + T, 1 + T), dtype=pairs.dtype)
         bias[:, :, 1:, 1:] = BIAS_SCALE * pairs.permute(0, 3, 1, 2)
-        keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # (B, 1 + T); the summary token is never masked
         bias = bias.masked_fill(~keep[:, None, None, :], float("-inf"))
         return bias.reshape(B * self.config.n_heads, 1 + T, 1 + T)
 
@@ -322,7 +330,7 @@ class SequenceEncoder(Encoder):
         pos[0] = 0  # the summary token
         x = self.drop(x + self.pos_emb(pos))  # (B, 1 + T, C)
         keep = torch.cat([mask.new_ones(B, 1), mask], dim=1)  # (B, 1 + T); the summary token is never masked
-        h = self.blocks(x, mask=self.relation_bias(batch))  # (B, 1 + T, C); the bias also masks padding
+        h = self.blocks(x, mask=self.relation_bias(batch, keep))  # (B, 1 + T, C); the bias masks padding too
         scores = self.pool_query(h).squeeze(-1).float().masked_fill(~keep, float("-inf"))  # (B, 1 + T)
         weights = F.softmax(scores, dim=-1).to(h.dtype)  # (B, 1 + T)
         return torch.einsum("bt,btc->bc", weights, h)  # (B, C)
