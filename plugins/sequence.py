@@ -31,8 +31,12 @@ still gets a finite representation instead of the NaN a fully masked softmax giv
 pre-norm Transformer blocks, a learned attention pooling (one query vector, padding masked) turns the
 tokens into one `(B, d_model)` vector.
 
-The encoder has no data-dependent state, so `fit` does nothing; everything it needs is in its config and
-weights, which save as config.json + model.safetensors like every shopscore model.
+Its one data-dependent state: `fit` records the highest gap, age and interval bucket the training rows reach,
+and later inputs are clamped to them. A snapshot after the training cutoffs can hold older events and longer
+gaps than any training row (CDNOW at T = 1997-09-30: every customer's first orders are over 182 days old, a
+bucket no training cutoff reaches), and the table rows of buckets never trained still hold their random
+init; clamped, an older event reads as the oldest seen in training. The tops are buffers, saved in
+model.safetensors with the weights, config.json + model.safetensors like every shopscore model.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ AGE_ANCHORS = {"days_since_last_event": 86_400.0, "hours_since_last_event": 3_60
 # it gets there within the first epochs (bench/sequence_probe.py's shop, the planted pattern as the label:
 # validation PR-AUC 0.92 after 5 epochs, against 0.69 unscaled).
 BIAS_SCALE = 8.0
+# `fit` reads the training frame in chunks of this many rows, so memory stays bounded on large frames.
+FIT_CHUNK_ROWS = 65_536
 
 
 @dataclass
@@ -215,6 +221,10 @@ class SequenceEncoder(Encoder):
             buckets = torch.arange(config.interval_buckets, dtype=torch.float32).repeat(3)
             self.interval_bias.weight.copy_(-buckets[:, None] * slopes[None, :] / BIAS_SCALE)
             self.category_bias.weight.zero_()
+        # The highest bucket of each input that the training rows reached (`fit`); until fitted, the table's
+        # last row, so nothing is clamped.
+        for name, top in self._table_tops().items():
+            self.register_buffer(f"top_{name}_bucket", torch.tensor(top))
 
     @classmethod
     def select_features(cls, fields: dict[str, object]) -> list[str]:
@@ -236,6 +246,34 @@ class SequenceEncoder(Encoder):
     @property
     def output_dim(self) -> int:
         return self.config.d_model
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        """Record the highest gap, age and interval bucket among the training rows' events (see the module
+        docstring): inputs beyond them are clamped to them from now on."""
+        for name, top in self._table_tops().items():  # unclamped while reading the training rows
+            getattr(self, f"top_{name}_bucket").fill_(top)
+        tops = {"gap": 1, "age": 0, "interval": 0}  # gap bucket 1, "no previous event", always exists
+        for start in range(0, len(frame), FIT_CHUNK_ROWS):
+            batch = self.featurize(frame.iloc[start : start + FIT_CHUNK_ROWS])
+            if not batch["mask"].any():
+                continue
+            tops["gap"] = max(tops["gap"], int(batch["gap"].max()))
+            tops["age"] = max(tops["age"], int(batch["age"].max()))
+            # The longest interval between two of a row's events: from its oldest to its newest.
+            span = batch["before_newest"].masked_fill(~batch["mask"], 0.0).max()
+            tops["interval"] = max(tops["interval"], int(self._interval_bucket(span)))
+        for name, top in tops.items():
+            getattr(self, f"top_{name}_bucket").fill_(top)
+
+    def _table_tops(self) -> dict[str, int]:
+        """The last row of each bucketed input's table: the tops before `fit`, clamping nothing."""
+        c = self.config
+        return {"gap": c.gap_buckets - 1, "age": c.age_buckets - 1, "interval": c.interval_buckets - 1}
+
+    def _interval_bucket(self, seconds: torch.Tensor) -> torch.Tensor:
+        """Seconds between two events -> log2(1 + seconds) bucket, capped at the table and the fitted top."""
+        bucket = torch.log2(1.0 + seconds.abs()).long().clamp(max=self.config.interval_buckets - 1)
+        return torch.minimum(bucket, self.top_interval_bucket)
 
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         missing = [c for c in SEQUENCE_COLUMNS if c not in frame.columns]
@@ -262,7 +300,7 @@ class SequenceEncoder(Encoder):
         category = np.where(category_id > 0, 1 + (category_id - 1) % (c.category_buckets - 1), 0)
         price = right_aligned(cells[PRICE_COLUMN], c.max_len).clip(0, c.price_buckets - 1)
         gap_seconds = right_aligned(cells[GAP_COLUMN], c.max_len)
-        gap = gap_bucket(gap_seconds, c.gap_buckets)
+        gap = np.minimum(gap_bucket(gap_seconds, c.gap_buckets), int(self.top_gap_bucket))
         anchor = self.age_anchor
         if anchor is not None and anchor in frame.columns:
             newest = pd.to_numeric(frame[anchor], errors="coerce").to_numpy("float64") * AGE_ANCHORS[anchor]
@@ -270,7 +308,8 @@ class SequenceEncoder(Encoder):
             newest = np.full(len(frame), np.nan)
         gaps = np.where(valid, np.maximum(gap_seconds, 0), 0).astype("float64")
         before_newest = event_ages(gaps, np.zeros(len(frame)))  # seconds before the newest event
-        age = np.where(valid, age_bucket(newest[:, None] + before_newest, c.age_buckets), 0)
+        age = age_bucket(newest[:, None] + before_newest, c.age_buckets)
+        age = np.where(valid, np.minimum(age, int(self.top_age_bucket)), 0)
         return {
             "event": torch.as_tensor(event),  # (B, T) int64, 0 = padding
             "category": torch.as_tensor(category),  # (B, T)
@@ -305,8 +344,7 @@ class SequenceEncoder(Encoder):
         mask = batch["mask"]  # (B, T)
         B, T = mask.shape
         seconds = batch["before_newest"]  # (B, T)
-        interval = torch.log2(1.0 + (seconds[:, :, None] - seconds[:, None, :]).abs())  # (B, T, T)
-        interval = interval.long().clamp(max=self.config.interval_buckets - 1)
+        interval = self._interval_bucket(seconds[:, :, None] - seconds[:, None, :])  # (B, T, T)
         order = torch.arange(T, device=mask.device)
         # (1, T, T): 0 where the key j is earlier than the query i, 1 on the diagonal, 2 where it is later
         direction = (torch.sign(order[None, :] - order[:, None]) + 1)[None]
@@ -339,9 +377,11 @@ class SequenceEncoder(Encoder):
         self, state_dict: dict[str, object], prefix: str, *args: object, **kwargs: object
     ) -> None:
         # Models saved before event ages (or the pair bias) existed lack those tables: zero ones keep their
-        # outputs exact.
+        # outputs exact. Models saved before the fitted bucket tops clamp nothing, as before.
         for name in ("age_emb", "interval_bias", "category_bias"):
             state_dict.setdefault(f"{prefix}{name}.weight", torch.zeros_like(getattr(self, name).weight))
+        for name, top in self._table_tops().items():
+            state_dict.setdefault(f"{prefix}top_{name}_bucket", torch.tensor(top))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

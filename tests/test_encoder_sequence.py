@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
 from plugins.sequence import (
+    BIAS_SCALE,
     SEQUENCE_COLUMNS,
     SequenceConfig,
     SequenceEncoder,
@@ -211,6 +212,52 @@ def test_a_model_saved_before_a_table_existed_loads_with_its_outputs_unchanged(
         getattr(model.encoder, table).weight.zero_()
     loaded = ShopModel.from_pretrained(directory)
     np.testing.assert_array_equal(loaded.predict_frame(frame), model.predict_frame(frame))
+
+
+def test_a_model_saved_before_the_fitted_bucket_tops_clamps_nothing(tmp_path: Path) -> None:
+    frame = order_frame(64, seed=5)
+    frame["hours_since_last_event"] = np.linspace(0.5, 500.0, len(frame))
+    model = build("sequence", {**TINY, "features": [*SEQUENCE_COLUMNS, "hours_since_last_event"]})
+    fit(model, frame[:48], frame[48:], TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"))
+    directory = model.save_pretrained(tmp_path / "model")
+    weights = load_file(str(directory / "model.safetensors"))
+    for name in ("gap", "age", "interval"):
+        del weights[f"encoder.top_{name}_bucket"]
+    save_file(weights, str(directory / "model.safetensors"))
+    loaded = ShopModel.from_pretrained(directory)
+    assert int(loaded.encoder.top_age_bucket) == TINY.get("age_buckets", SequenceConfig.age_buckets) - 1
+    old = frame.assign(hours_since_last_event=24.0 * 365)  # older than anything the model was fitted on
+    assert not np.array_equal(loaded.predict_frame(old), model.predict_frame(old))
+
+
+def test_inputs_beyond_the_training_rows_read_as_the_highest_bucket_they_reached() -> None:
+    """Fitted on events at most ~3 weeks old and gaps under a day, the encoder clamps a snapshot a year later
+    (older events, a longer gap, wider intervals) to the top buckets the training rows reached: their table
+    rows were trained, the ones above them never were."""
+    train = order_frame(200, seed=2)  # gaps 1 .. 100,000 s
+    train["hours_since_last_event"] = np.linspace(1.0, 500.0, len(train))
+    encoder = SequenceEncoder(SequenceConfig(**TINY, features=[*SEQUENCE_COLUMNS, "hours_since_last_event"]))
+    before = encoder.featurize(train)
+    encoder.fit(train)
+    tops = {name: int(getattr(encoder, f"top_{name}_bucket")) for name in ("gap", "age", "interval")}
+    assert tops["gap"] == int(before["gap"].max()) == gap_bucket(np.array([99_999]), 32)[0]
+    assert tops["age"] == int(before["age"].max())
+    assert tops["age"] < encoder.config.age_buckets - 1 and tops["gap"] < encoder.config.gap_buckets - 1
+
+    later = train.head(3).copy()
+    later["seq_seconds_since_prev"] = [[-1] + [30 * 86_400] * (len(s) - 1) for s in later["seq_event_type"]]
+    later["hours_since_last_event"] = 24.0 * 365
+    batch = encoder.featurize(later)
+    assert int(batch["gap"].max()) == tops["gap"]
+    assert batch["age"][batch["mask"]].eq(tops["age"]).all()
+    keep = torch.cat([batch["mask"].new_ones(3, 1), batch["mask"]], dim=1)
+    with torch.no_grad():
+        encoder.interval_bias.weight.copy_(torch.arange(3 * encoder.config.interval_buckets)[:, None].float())
+        encoder.category_bias.weight.zero_()
+        bias = encoder.relation_bias(batch, keep).view(3, TINY["n_heads"], 1 + TINY["max_len"], -1)
+    # The newest event's row of the first user: every earlier key has direction 0, so its bias is the interval.
+    earlier_keys = bias[0, 0, -1, 1:][batch["mask"][0]][:-1]
+    assert earlier_keys.max() == BIAS_SCALE * tops["interval"]
 
 
 def test_eval_gives_the_training_mode_outputs_with_the_pair_bias() -> None:
