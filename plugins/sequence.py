@@ -35,8 +35,8 @@ Its one data-dependent state: `fit` records the highest gap, age and interval bu
 and later inputs are clamped to them. A snapshot after the training cutoffs can hold older events and longer
 gaps than any training row (CDNOW at T = 1997-09-30: every customer's first orders are over 182 days old, a
 bucket no training cutoff reaches), and the table rows of buckets never trained still hold their random
-init; clamped, an older event reads as the oldest seen in training. The tops are buffers, saved in
-model.safetensors with the weights, config.json + model.safetensors like every shopscore model.
+init; clamped, an older event reads as the oldest seen in training. The tops are buffers, saved with the
+weights: the model saves as config.json + model.safetensors like every shopscore model.
 """
 
 from __future__ import annotations
