@@ -23,7 +23,6 @@ import argparse
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.quality_cdnow import (  # noqa: E402
     DATA,
     DAY,
+    bgnbd,
     bootstrap,
     read_raw,
     rfm_features,
@@ -88,22 +88,15 @@ def extra_features(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> pd
 
 def bgnbd_inputs(f: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> dict[str, np.ndarray]:
     """BG/NBD fitted per cutoff on that cutoff's rows: P(alive), E[purchases in H], P(a purchase in H)."""
-    from lifetimes import BetaGeoFitter
-
-    alive, expected, p = (np.zeros(len(f)) for _ in range(3))
+    out = {name: np.zeros(len(f)) for name in ("bgnbd_alive", "bgnbd_expected", "bgnbd_p")}
+    age, x = f["age_days"].to_numpy("float64"), f["frequency"].to_numpy("float64")
+    t_x = age - f["recency_days"].to_numpy("float64")
     for _, index in rows.groupby("event_timestamp", sort=False).indices.items():
-        x = f["frequency"].to_numpy()[index]
-        age = f["age_days"].to_numpy()[index]
-        t_x = age - f["recency_days"].to_numpy()[index]
-        fitter = BetaGeoFitter(penalizer_coef=0.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lifetimes' autograd and pandas deprecation chatter
-            fitter.fit(x, t_x, age)
-            alive[index] = fitter.conditional_probability_alive(x, t_x, age)
-            expected[index] = fitter.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, age)
-        r, a = fitter.params_["r"], fitter.params_["alpha"]
-        p[index] = alive[index] * (1.0 - ((a + age) / (a + age + horizon)) ** (r + x))
-    return {"bgnbd_alive": alive, "bgnbd_expected": expected, "bgnbd_p": p}
+        fitted = bgnbd(x[index], t_x[index], age[index], horizon)
+        out["bgnbd_alive"][index] = fitted["alive"]
+        out["bgnbd_expected"][index] = fitted["expected"]
+        out["bgnbd_p"][index] = fitted["p_purchase"]
+    return out
 
 
 def logistic(x_train: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame) -> np.ndarray:

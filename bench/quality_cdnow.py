@@ -220,20 +220,31 @@ def rfm_features(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[pd.MultiIndex.from_frame(rows[["user_id", "event_timestamp"]])].reset_index(drop=True)
 
 
-def bgnbd_scores(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> np.ndarray:
-    """P(at least one purchase in (T, T + H]) under BG/NBD fitted on every row's history up to T."""
+def bgnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    """BG/NBD fitted on these customers (x repeat purchases, the last at t_x, observed for `age` days):
+    P(alive), E[purchases in the next `horizon` days] and P(at least one purchase in them)."""
     from lifetimes import BetaGeoFitter
 
-    f = rfm_features(events, rows)
-    x, t_x, age = f["frequency"].to_numpy(), (f["age_days"] - f["recency_days"]).to_numpy(), f["age_days"]
     fitter = BetaGeoFitter(penalizer_coef=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lifetimes' autograd and pandas deprecation chatter
-        fitter.fit(x, t_x, age.to_numpy())
-        alive = np.asarray(fitter.conditional_probability_alive(x, t_x, age.to_numpy()), dtype="float64")
+        fitter.fit(x, t_x, age)
+        alive = np.asarray(fitter.conditional_probability_alive(x, t_x, age), dtype="float64")
+        expected = np.asarray(
+            fitter.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, age), dtype="float64"
+        )
+    # Alive, no purchase in H has probability ((alpha + age) / (alpha + age + H)) ** (r + x) (Fader et al.)
     r, alpha = fitter.params_["r"], fitter.params_["alpha"]
-    quiet = ((alpha + age.to_numpy()) / (alpha + age.to_numpy() + horizon)) ** (r + x)
-    return alive * (1.0 - quiet)
+    quiet = ((alpha + age) / (alpha + age + horizon)) ** (r + x)
+    return {"alive": alive, "expected": expected, "p_purchase": alive * (1.0 - quiet)}
+
+
+def bgnbd_scores(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> np.ndarray:
+    """P(at least one purchase in (T, T + H]) under BG/NBD fitted on every row's history up to T."""
+    f = rfm_features(events, rows)
+    age = f["age_days"].to_numpy("float64")
+    x, t_x = f["frequency"].to_numpy("float64"), age - f["recency_days"].to_numpy("float64")
+    return bgnbd(x, t_x, age, horizon)["p_purchase"]
 
 
 def peer_scores(
