@@ -95,17 +95,22 @@ ENCODERS = {
 METRICS = RANKING_METRICS
 
 
-def workspace(variant: Variant, args: argparse.Namespace, root: Path = WORK) -> Settings:
-    """A fresh workspace for the variant's shop under `root`; each benchmark passes its own root, so two of
-    them running at once never re-create each other's files."""
-    home = root / variant.name
-    shutil.rmtree(home, ignore_errors=True)  # every run starts from the seed, never from a previous run
-    settings = Settings.from_env(home=home).with_(
+def workspace_settings(home: Path) -> Settings:
+    """The settings of a benchmark workspace: its own SQLite registry and artifacts, the CPU."""
+    return Settings.from_env(home=home).with_(
         database_url=f"sqlite:///{home / 'registry.db'}",
         feast_profile="",
         artifacts_root=str(home / "artifacts"),
         device="cpu",
     )
+
+
+def workspace(variant: Variant, args: argparse.Namespace, root: Path = WORK) -> Settings:
+    """A fresh workspace for the variant's shop under `root`; each benchmark passes its own root, so two of
+    them running at once never re-create each other's files."""
+    home = root / variant.name
+    shutil.rmtree(home, ignore_errors=True)  # every run starts from the seed, never from a previous run
+    settings = workspace_settings(home)
     jobs.generate(
         settings,
         users=args.users,
