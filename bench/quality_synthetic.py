@@ -25,7 +25,8 @@ users at the test cutoff, the rows its registered metrics were computed from). R
 resampled users for both models).
 
 bench/sequence_probe.py asks, on the same `full` shop, whether the sequence encoder can see the order at
-all (the planted pattern as its label).
+all (the planted pattern as its label); bench/sequence_gain_sources.py, what it gains on the `no_order` shop,
+where the order predicts nothing.
 
 Prints a markdown table, then (with --json) one JSON line last. Seeded and deterministic on the CPU (torch
 uses one thread unless --threads says otherwise); the runtime and load average are printed with the table.
