@@ -49,7 +49,7 @@ from registry.features.training_set import entity_rows, labels  # noqa: E402
 from registry.metrics import bootstrap_samples  # noqa: E402
 from registry.training import EVALUATION_FILE, Splits, held_out  # noqa: E402
 
-HOUR = pd.Timedelta(hours=1)
+NS_PER_HOUR = 3_600 * 10**9
 DAYS_BACK = 7  # the `days` group: one count per day over the last week
 LAST_SESSIONS = 5  # the `sessions` group
 LAST_EVENTS = 30  # the `last events` group: as many as the quality benchmark's sequence encoder reads
@@ -61,14 +61,16 @@ def _ns(time: pd.Series) -> np.ndarray:
     return time.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]").to_numpy().view("int64")
 
 
-def _last_before(user: pd.Series, time: pd.Series, rows: pd.DataFrame) -> np.ndarray:
-    """For each row, how many of the (user, time)-sorted records come before (row's user, row's cutoff):
-    minus one, the index of the user's last record strictly before the cutoff."""
+def _newest_before(user: pd.Series, time: pd.Series, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Over records sorted by (user, time): for each row, the index of its user's newest record strictly
+    before the row's cutoff, and of its user's first record (the newest is below the first when there is
+    none). Going back `k` records is `newest - k`, found while it is still >= first."""
 
     def key(user: pd.Series, time: pd.Series) -> np.ndarray:
         return user.to_numpy("int64") * 10**10 + _ns(time) // 10**9  # seconds fit below 10**10
 
-    return np.searchsorted(key(user, time), key(rows["user_id"], rows["event_timestamp"]))
+    newest = np.searchsorted(key(user, time), key(rows["user_id"], rows["event_timestamp"])) - 1
+    return newest, np.searchsorted(user.to_numpy(), rows["user_id"].to_numpy())
 
 
 def daily_counts(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +103,8 @@ def last_sessions(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         .sort_values(["user_id", "end"], kind="stable", ignore_index=True)
     )
 
-    last = _last_before(sessions["user_id"], sessions["end"], rows) - 1
-    first_of_user = np.searchsorted(sessions["user_id"].to_numpy(), rows["user_id"].to_numpy())
+    last, first_of_user = _newest_before(sessions["user_id"], sessions["end"], rows)
+    cutoff_ns, end_ns = _ns(rows["event_timestamp"]), _ns(sessions["end"])
     out = {}
     for back in range(LAST_SESSIONS):
         index = last - back
@@ -110,25 +112,24 @@ def last_sessions(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         index = np.clip(index, 0, len(sessions) - 1)
         for column in ("size", "carts", "searches"):
             out[f"session{back}_{column}"] = np.where(found, sessions[column].to_numpy()[index], 0)
-        age = (rows["event_timestamp"].to_numpy() - sessions["end"].to_numpy()[index]) / HOUR
+        age = (cutoff_ns - end_ns[index]) / NS_PER_HOUR
         out[f"session{back}_hours_ago"] = np.where(found, age, NO_EVENT_HOURS)
     return pd.DataFrame(out, index=rows.index)
 
 
 def hours_since(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """Hours from the last view, search, favourite and cart to the cutoff."""
-    ordered = rows[["user_id", "event_timestamp"]].reset_index().sort_values("event_timestamp", kind="stable")
+    cutoff_ns = _ns(rows["event_timestamp"])
     out = {}
     for event_type in ("view", "search", "favorite", "cart"):
-        times = events.loc[events["event_type"] == event_type, ["user_id", "event_time"]]
-        times = times.sort_values("event_time", kind="stable")  # merge_asof needs both sides sorted
-        joined = pd.merge_asof(
-            ordered, times, left_on="event_timestamp", right_on="event_time", by="user_id",
-            allow_exact_matches=False,
-        )  # fmt: skip
-        hours = ((joined["event_timestamp"] - joined["event_time"]) / HOUR).fillna(NO_EVENT_HOURS)
-        out[f"hours_since_{event_type}"] = pd.Series(hours.to_numpy(), index=joined["index"].to_numpy())
-    return pd.DataFrame(out).reindex(rows.index)
+        of_type = events.loc[events["event_type"] == event_type, ["user_id", "event_time"]]
+        of_type = of_type.sort_values(["user_id", "event_time"], kind="stable", ignore_index=True)
+        newest, first_of_user = _newest_before(of_type["user_id"], of_type["event_time"], rows)
+        found = newest >= first_of_user
+        event_ns = np.r_[_ns(of_type["event_time"]), 0]  # one spare entry: rows with none index nothing real
+        hours = (cutoff_ns - event_ns[np.where(found, newest, -1)]) / NS_PER_HOUR
+        out[f"hours_since_{event_type}"] = np.where(found, hours, NO_EVENT_HOURS)
+    return pd.DataFrame(out, index=rows.index)
 
 
 def focus(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -156,8 +157,7 @@ def last_events(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """The last `LAST_EVENTS` events themselves, newest first: type, hours ago, and whether each shares the
     newest event's category and session (what the sequence encoder's pair bias reads, made explicit)."""
     ordered = events.sort_values(["user_id", "event_time"], kind="stable", ignore_index=True)
-    last = _last_before(ordered["user_id"], ordered["event_time"], rows) - 1
-    first_of_user = np.searchsorted(ordered["user_id"].to_numpy(), rows["user_id"].to_numpy())
+    last, first_of_user = _newest_before(ordered["user_id"], ordered["event_time"], rows)
     event_type = pd.Categorical(ordered["event_type"]).codes
     category = pd.Categorical(ordered["category"]).codes
     session = pd.Categorical(ordered["session_id"]).codes
@@ -169,7 +169,7 @@ def last_events(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         found = index >= first_of_user
         index = np.clip(index, 0, None)
         out[f"event{back}_type"] = np.where(found, event_type[index], -1)
-        out[f"event{back}_hours_ago"] = np.where(found, (cutoff_ns - event_ns[index]) / 3.6e12, np.nan)
+        out[f"event{back}_hours_ago"] = np.where(found, (cutoff_ns - event_ns[index]) / NS_PER_HOUR, np.nan)
         out[f"event{back}_same_category"] = np.where(found, category[index] == category[newest], np.nan)
         out[f"event{back}_same_session"] = np.where(found, session[index] == session[newest], np.nan)
     return pd.DataFrame(out, index=rows.index)
