@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.db.cli import db_group, models_group
+from registry.errors import debug_enabled, user_message
+from registry.events.importers import FORMATS
 from registry.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,10 +40,58 @@ def step(title: str) -> Iterator[None]:
     click.echo(f"    done in {time.perf_counter() - started:.1f}s", err=True)
 
 
-@click.group()
+class ShopscoreGroup(click.Group):
+    """The root group: every error a user can fix ends the command with one `Error: ...` line.
+
+    Usage errors (a bad option or argument) exit with 2, everything else with 1. An exception that
+    `registry.errors.user_message` does not know is a bug: it is named in one line too, and SHOPSCORE_DEBUG=1
+    shows the full traceback for any error.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            message = user_message(exc)
+            if message is None:
+                message = (
+                    f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (a bug in shopscore or a "
+                    f"plugin; rerun with SHOPSCORE_DEBUG=1 for the traceback and report it)"
+                )
+            raise click.ClickException(message) from exc
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            # Not standalone, click returns the exit code of ctx.exit() / --help instead of exiting.
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if debug_enabled():
+                raise
+            where = exc.ctx.command_path if exc.ctx else self.name
+            click.echo(f"Error: {exc.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=ShopscoreGroup)
 @click.version_option(package_name="shopscore")
 def main() -> None:
-    """shopscore: shop events -> Feast features -> PyTorch models in a SQL registry -> score(user_id)."""
+    """shopscore: shop events -> Feast features -> PyTorch models in a SQL registry -> score(user_id).
+
+    Errors print one line; set SHOPSCORE_DEBUG=1 to see the traceback.
+    """
 
 
 # --- events ---------------------------------------------------------------------------------------------
@@ -98,6 +149,71 @@ def events_generate(
     _echo_json(summary) if as_json else click.echo(
         f"wrote {summary['events']:,} events of {summary['users']:,} users to {summary['out']}"
     )
+
+
+@events.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="Source layout: a public data set's, or csv with --map for your own columns.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Events directory [default: $SHOPSCORE_HOME/events].",
+)
+@click.option(
+    "--map", "maps", multiple=True, metavar="COL=SRC", help="csv: canonical column = source column."
+)
+@click.option(
+    "--event-map", "event_maps", multiple=True, metavar="SRC=TYPE", help="csv: source value = event type."
+)
+@click.option("--sep", default=",", show_default=True, help="csv: field separator.")
+@click.option("--chunk-rows", default=200_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--drop-duplicates", is_flag=True, help="Skip exact repeats of an event from the same file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON line.")
+def events_import(
+    path: Path,
+    fmt: str,
+    out_dir: Path | None,
+    maps: tuple[str, ...],
+    event_maps: tuple[str, ...],
+    sep: str,
+    chunk_rows: int,
+    drop_duplicates: bool,
+    as_json: bool,
+) -> None:
+    """Import a raw event file (REES46, RetailRocket, Taobao, DIGINETICA, CDNOW or your csv/parquet) into
+    the canonical event table; bad rows are quarantined with a reason, and the counts reconcile."""
+    from registry.events.importers import import_events
+
+    summary = import_events(
+        path,
+        fmt,
+        out_dir or _settings().events_dir,
+        mapping=_pairs(maps, "--map", "COL", "SRC") or None,
+        event_map=_pairs(event_maps, "--event-map", "SRC", "TYPE") or None,
+        chunk_rows=chunk_rows,
+        sep=sep,
+        drop_duplicates=drop_duplicates,
+    )
+    click.echo(summary.to_json() if as_json else summary.describe())
+
+
+def _pairs(values: tuple[str, ...], option: str, left: str, right: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep_, target = value.partition("=")
+        if not sep_ or not key.strip() or not target.strip():
+            raise click.BadParameter(f"expected {left}={right}, got {value!r}", param_hint=option)
+        pairs[key.strip()] = target.strip()
+    return pairs
 
 
 @events.command("push")

@@ -62,7 +62,10 @@ def test_promoted_model_beats_chance_on_held_out_users(shop):
     model = ShopModel.from_pretrained(fetch_artifact(production.artifact_uri, production.sha256))
     auc = roc_auc_score(frame["label_purchase"], model.predict_frame(frame))
     assert auc > 0.6
-    assert auc == pytest.approx(production.metrics["test_roc_auc"], abs=1e-6)
+    # Training scored these rows in another batch (on a GPU when there is one), so predictions may differ
+    # in the last float32 bits; a near-tie that orders differently moves the AUC by 0.5 / (positives x
+    # negatives), ~3e-5 here. Other rows or labels would move it by far more.
+    assert auc == pytest.approx(production.metrics["test_roc_auc"], abs=1e-4)
 
 
 def test_score_answers_with_the_promoted_version(shop):

@@ -94,9 +94,12 @@ def test_calibration_on_validation_fixes_a_shifted_base_rate():
     ece_calibrated = expected_calibration_error(y, model.predict_frame(test))
     assert ece_raw > 0.1, "the set-up must start miscalibrated for the test to mean anything"
     assert ece_calibrated < 0.05 and ece_calibrated < ece_raw / 3
-    # Calibration is monotone: ranking metrics do not move.
+    # Calibration is monotone: ranking metrics do not move. Up to float32 rounding: two raw probabilities a
+    # few ulps apart (there are such pairs) may round to one value on one side and not on the other, and
+    # each such tie moves the AUC by 0.5 / (positives x negatives), ~6e-7 here; a non-monotone map moves it
+    # by far more.
     raw_metrics = uncalibrated(model).head.metrics(y, uncalibrated(model).predict_frame(test))
-    assert evaluate(model, test, "t")["t_roc_auc"] == pytest.approx(raw_metrics["roc_auc"], abs=1e-9)
+    assert evaluate(model, test, "t")["t_roc_auc"] == pytest.approx(raw_metrics["roc_auc"], abs=1e-5)
 
 
 def test_calibration_keeps_a_well_calibrated_model_calibrated():

@@ -14,10 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
+from registry.cli import main as shopscore
 from registry.events import importers
-from registry.events.importers import ImportFormatError, ImportSummary, import_command, import_events
+from registry.events.importers import ImportFormatError, ImportSummary, import_events
 from registry.events.schema import COLUMNS, read_events
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -643,16 +644,32 @@ def test_summary_json_round_trips(rees46_import: tuple[ImportSummary, Path]) -> 
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def test_cli_prints_a_summary_and_json_last(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        import_command, [str(real(TAOBAO)), "-f", "taobao", "--out", str(tmp_path / "ev"), "--json"]
-    )
+def import_cli(args: list[str], **kwargs: object) -> Result:
+    """`shopscore events import ARGS`, through the root command as a user types it."""
+    return CliRunner().invoke(shopscore, ["events", "import", *args], **kwargs)
+
+
+def test_cli_prints_a_summary(tmp_path: Path) -> None:
+    result = import_cli([str(real(TAOBAO)), "-f", "taobao", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
-    assert lines[0].startswith("imported taobao_userbehavior_head.csv as taobao")
+    assert result.output.startswith("imported taobao_userbehavior_head.csv as taobao")
     assert "read 4,321 = written 4,321 + quarantined 0" in result.output
-    summary = json.loads(lines[-1])
-    assert (summary["read"], summary["written"], summary["quarantined"]) == (4321, 4321, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "counts"),
+    [(REES46, "rees46", (17_435, 17_434, 1)), (TAOBAO, "taobao", (4_321, 4_321, 0))],
+)
+def test_cli_json_line_has_the_exact_counts_of_the_real_samples(
+    tmp_path: Path, name: str, fmt: str, counts: tuple[int, int, int]
+) -> None:
+    result = import_cli([str(real(name)), "--format", fmt, "--out", str(tmp_path / "ev"), "--json"])
+    assert result.exit_code == 0, result.output
+    [line] = result.output.strip().splitlines()
+    summary = json.loads(line)
+    assert (summary["read"], summary["written"], summary["quarantined"]) == counts
+    assert summary["reconciles"] is True
+    assert len(read_events(tmp_path / "ev")) == counts[1]
 
 
 def test_cli_csv_with_map_options(tmp_path: Path) -> None:
@@ -668,19 +685,17 @@ def test_cli_csv_with_map_options(tmp_path: Path) -> None:
         "--event-map",
         "seen=view",
     ]
-    result = CliRunner().invoke(import_command, args)
+    result = import_cli(args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = json.loads(result.output)
     assert (summary["written"], summary["quarantined"]) == (1, 1)
-    assert "quarantined (unknown_event_type 1): see" in result.output
+    assert summary["quarantine_reasons"] == {"unknown_event_type": 1}
 
 
 def test_cli_writes_to_the_workspace_events_dir_by_default(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "UserBehavior.csv", "1,2268318,2520377,pv,1511544070")
     home = tmp_path / "home"
-    result = CliRunner().invoke(
-        import_command, [str(source), "-f", "taobao"], env={"SHOPSCORE_HOME": str(home)}
-    )
+    result = import_cli([str(source), "-f", "taobao"], env={"SHOPSCORE_HOME": str(home)})
     assert result.exit_code == 0, result.output
     assert f"into {home / 'events'}" in result.output
     assert len(read_events(home / "events")) == 1
@@ -688,12 +703,11 @@ def test_cli_writes_to_the_workspace_events_dir_by_default(tmp_path: Path) -> No
 
 def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "shop.csv", "uid,ts,action", "7,2024-03-01,seen")
-    bad_map = CliRunner().invoke(
-        import_command, [str(source), "-f", "csv", "--out", str(tmp_path), "--map", "uid"]
-    )
+    bad_map = import_cli([str(source), "-f", "csv", "--out", str(tmp_path), "--map", "uid"])
     assert bad_map.exit_code == 2 and "expected COL=SRC, got 'uid'" in bad_map.output
-    wrong = CliRunner().invoke(import_command, [str(source), "-f", "rees46", "--out", str(tmp_path)])
+    wrong = import_cli([str(source), "-f", "rees46", "--out", str(tmp_path)])
     assert wrong.exit_code == 1 and "rees46 file has header ['uid', 'ts', 'action']" in wrong.output
+    assert wrong.output.count("\n") == 1 and wrong.output.startswith("Error: ")
 
 
 def test_bench_generator_writes_a_rees46_file_with_known_bad_rows(tmp_path: Path) -> None:

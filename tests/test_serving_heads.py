@@ -44,12 +44,33 @@ def expected(scorer: Scorer, model: str, users: list[int]) -> np.ndarray:
     return shop_model.predict_frame(read.frame.astype("float64"))
 
 
+# Serving answers come from another batch than `expected`'s forward pass, so on some CPUs they differ in the last
+# float32 bits: compare probabilities with a tolerance, never with ==.
+TOLERANCE = {"rel": 1e-5, "abs": 1e-6}
+
+
+def assert_top_categories(served, probabilities: np.ndarray, categories: list[str], k: int) -> None:
+    """`served` is the k most likely categories of `probabilities`, best first, with their probabilities.
+    Two categories may swap places only where their probabilities tie within the tolerance."""
+    best = np.argsort(-probabilities, kind="stable")[:k]
+    names = [c.category for c in served]
+    assert len(names) == len(set(names)) == k, names
+    assert [c.probability for c in served] == pytest.approx(probabilities[best].tolist(), **TOLERANCE)
+    for position, (name, i) in enumerate(zip(names, best, strict=True)):
+        if name != categories[i]:  # a near-tie: this category's own probability is that of the position
+            assert probabilities[categories.index(name)] == pytest.approx(probabilities[i], **TOLERANCE), (
+                position,
+                names,
+                [categories[j] for j in best],
+            )
+
+
 def test_spend_is_an_expected_amount_not_a_probability(scorer, serving_shop):
     users = [serving_shop.known_user, UNKNOWN_USER, 1, 2]
     scores = scorer.score_many(users, model="spend")
     for s, amount in zip(scores, expected(scorer, "spend", users), strict=True):
         assert (s.head, s.answer, s.probability, s.top_categories) == ("spend", "expected_spend", None, None)
-        assert s.expected_spend == pytest.approx(float(amount), rel=1e-5) and s.expected_spend >= 0
+        assert s.expected_spend == pytest.approx(float(amount), **TOLERANCE) and s.expected_spend >= 0
         assert s.value == s.expected_spend
     assert scores[1].cold_start
 
@@ -59,19 +80,19 @@ def test_next_category_answers_the_top_categories_best_first(scorer, serving_sho
     scores = scorer.score_many(users, model="next_category")
     head = scorer._model(scorer.resolve("next_category", "production")).head
     k = min(head.config.top_k, len(head.config.categories))
-    for s, probabilities in zip(scores, expected(scorer, "next_category", users), strict=True):
+    categories = list(head.config.categories)
+    reference = expected(scorer, "next_category", users)
+    for s, probabilities in zip(scores, reference, strict=True):
         assert (s.head, s.answer, s.probability, s.expected_spend) == (
             "next_category",
             "top_categories",
             None,
             None,
         )
-        best = np.argsort(-probabilities, kind="stable")[:k]
-        assert [c.category for c in s.top_categories] == [head.config.categories[i] for i in best]
-        assert [c.probability for c in s.top_categories] == pytest.approx(
-            probabilities[best].tolist(), rel=1e-5
-        )
-    assert scorer.score(users[0], model="next_category").top_categories == scores[0].top_categories
+        assert_top_categories(s.top_categories, probabilities, categories, k)
+    # One user alone (a batch of 1) gets the answer it gets in the batch of 3, up to float32 rounding.
+    alone = scorer.score(users[0], model="next_category").top_categories
+    assert_top_categories(alone, reference[0], categories, k)
 
 
 def test_http_and_openapi_carry_each_heads_answer(scorer, serving_shop):

@@ -53,9 +53,16 @@ def alias_name(alias: object) -> str:
     return alias
 
 
+# Version numbers are stored as a signed 64-bit integer on every backend.
+MAX_VERSION = 2**63 - 1
+
+
 def version_number(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInput(f"invalid version {version!r}: versions are whole numbers starting at 1")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InvalidInput(
+            f"invalid version {version!r}: versions are whole numbers from 1 to {MAX_VERSION:,} "
+            f"(`shopscore models show MODEL` lists them)"
+        )
     return version
 
 

@@ -58,7 +58,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
-import click
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -1226,70 +1225,3 @@ def _open_source(
         return _ParquetSource(path, mapping, event_map)
     has_header, file_sep, resolve = _spec_resolver(fmt, mapping, event_map, sep)
     return _TextSource(path, has_header, file_sep, resolve)
-
-
-# --------------------------------------------------------------------------------------------- CLI
-
-
-def _pairs(values: tuple[str, ...], option: str, left: str, right: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        key, sep_, target = value.partition("=")
-        if not sep_ or not key.strip() or not target.strip():
-            raise click.BadParameter(f"expected {left}={right}, got {value!r}", param_hint=option)
-        pairs[key.strip()] = target.strip()
-    return pairs
-
-
-@click.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), required=True, help="Source layout.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Events directory (default: $SHOPSCORE_HOME/events).",
-)
-@click.option(
-    "--map", "maps", multiple=True, metavar="COL=SRC", help="csv: canonical column = source column."
-)
-@click.option(
-    "--event-map", "event_maps", multiple=True, metavar="SRC=TYPE", help="csv: source value = event type."
-)
-@click.option("--sep", default=",", show_default=True, help="csv: field separator.")
-@click.option("--chunk-rows", default=200_000, show_default=True, type=click.IntRange(min=1))
-@click.option("--drop-duplicates", is_flag=True, help="Skip exact repeats of an event from the same file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
-def import_command(
-    path: Path,
-    fmt: str,
-    out_dir: Path | None,
-    maps: tuple[str, ...],
-    event_maps: tuple[str, ...],
-    sep: str,
-    chunk_rows: int,
-    drop_duplicates: bool,
-    as_json: bool,
-) -> None:
-    """Import raw events from PATH into the canonical event table; bad rows are quarantined with a reason."""
-    if out_dir is None:
-        from registry.settings import Settings
-
-        out_dir = Settings.from_env().events_dir
-    try:
-        summary = import_events(
-            path,
-            fmt,
-            out_dir,
-            mapping=_pairs(maps, "--map", "COL", "SRC") or None,
-            event_map=_pairs(event_maps, "--event-map", "SRC", "TYPE") or None,
-            chunk_rows=chunk_rows,
-            sep=sep,
-            drop_duplicates=drop_duplicates,
-        )
-    except ImportFormatError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(summary.describe())
-    if as_json:
-        click.echo(summary.to_json())
