@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from registry import progress
 from registry.db.cli import db_group, models_group
 from registry.errors import debug_enabled, user_message
 from registry.events.importers import FORMATS
@@ -29,15 +27,6 @@ def _settings() -> Settings:
 
 def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=None, default=str, sort_keys=True))
-
-
-@contextmanager
-def step(title: str) -> Iterator[None]:
-    """Print a step's name and, when it ends, how long it took (stderr, so --json output stays clean)."""
-    click.echo(f"==> {title}", err=True)
-    started = time.perf_counter()
-    yield
-    click.echo(f"    done in {time.perf_counter() - started:.1f}s", err=True)
 
 
 class ShopscoreGroup(click.Group):
@@ -85,13 +74,14 @@ class ShopscoreGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=ShopscoreGroup)
+@click.group(cls=ShopscoreGroup, name="shopscore")
 @click.version_option(package_name="shopscore")
 def main() -> None:
     """shopscore: shop events -> Feast features -> PyTorch models in a SQL registry -> score(user_id).
 
     Errors print one line; set SHOPSCORE_DEBUG=1 to see the traceback.
     """
+    progress.show_progress()
 
 
 # --- events ---------------------------------------------------------------------------------------------
@@ -267,14 +257,19 @@ def features_apply() -> None:
     "--start",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
     default=None,
-    help="UTC start for views never materialized (first run or backfill); default: their oldest row.",
+    help="UTC start: reload every view from then on [default: views rebuilt since their last load are "
+    "reloaded from their oldest row, the others continue incrementally].",
 )
 def features_materialize(start: datetime | None) -> None:
-    """Load the newest snapshots into the online store (incremental after the first run)."""
+    """Load the newest feature values into the online store (rebuilt snapshots are reloaded in full)."""
     from registry import jobs
 
-    jobs.materialize_features(_settings(), start=start.replace(tzinfo=UTC) if start else None)
-    click.echo("materialized")
+    reloaded = jobs.materialize_features(_settings(), start=start.replace(tzinfo=UTC) if start else None)
+    click.echo(
+        f"materialized: {len(reloaded)} views loaded in full ({', '.join(reloaded)})"
+        if reloaded
+        else "materialized: every view was up to date with its snapshots; newer rows loaded incrementally"
+    )
 
 
 # --- train ----------------------------------------------------------------------------------------------
@@ -319,40 +314,71 @@ class JsonObject(click.ParamType):
     help="Head plugin name (purchase, spend, next_category, or a plugin's).",
 )
 @click.option("--head-config", type=JsonObject(), default=None, help="Head options as JSON.")
-@click.option("--feature-service", default="purchase_v1", show_default=True)
-@click.option("--horizon-days", default=7, show_default=True, help="The label looks this many days ahead.")
 @click.option(
-    "--train-cutoffs", default=None, help="Comma-separated dates; default: weekly, derived from data."
+    "--feature-service",
+    default=None,
+    help="Feast FeatureService the model reads [default: purchase_v1, or purchase_lifetime_v1 when the "
+    "events are all purchases].",
 )
-@click.option("--valid-cutoff", default=None)
-@click.option("--test-cutoff", default=None)
-@click.option("--epochs", default=40, show_default=True)
+@click.option(
+    "--horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The label looks this many days ahead [default: the shortest of 7/14/30/60/90 in which at least "
+    "10% of users buy].",
+)
+@click.option(
+    "--train-cutoffs",
+    default=None,
+    help="Comma-separated dates [default: up to 12, spread over the events' span].",
+)
+@click.option("--valid-cutoff", default=None, help="Date [default: one horizon before the test cutoff].")
+@click.option("--test-cutoff", default=None, help="Date [default: one horizon before the last event].")
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate [default: 3e-3]."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per step [default: 256].")
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many epochs without a better validation loss [default: 5].",
+)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the new version as one JSON object.")
 def train(
     model_name: str,
     encoders: tuple[str, ...],
     encoder_config: dict | None,
     head: str,
     head_config: dict | None,
-    feature_service: str,
-    horizon_days: int,
+    feature_service: str | None,
+    horizon_days: int | None,
     train_cutoffs: str | None,
     valid_cutoff: str | None,
     test_cutoff: str | None,
     epochs: int,
+    lr: float | None,
+    batch_size: int | None,
+    patience: int | None,
     seed: int,
+    as_json: bool,
 ) -> None:
-    """Train on a point-in-time training set, evaluate on held-out users, register a new version."""
+    """Train on a point-in-time training set, evaluate on held-out users, register a new version.
+
+    With no options, the feature service, horizon and cutoffs are chosen from the events (printed)."""
     from registry import jobs
     from registry.training import Splits, TrainConfig
 
     settings = _settings()
-    given = [train_cutoffs, valid_cutoff, test_cutoff]
-    if any(given) and not all(given):
-        raise click.UsageError("give all of --train-cutoffs, --valid-cutoff and --test-cutoff, or none")
-    splits = (
-        Splits.of(train_cutoffs.split(","), valid_cutoff, test_cutoff, horizon_days) if all(given) else None
-    )
+    splits = None
+    if train_cutoffs or test_cutoff or valid_cutoff:
+        if not (train_cutoffs and test_cutoff):
+            raise click.UsageError("--train-cutoffs and --test-cutoff go together (--valid-cutoff optional)")
+        splits = Splits.of(
+            [c.strip() for c in train_cutoffs.split(",")], valid_cutoff, test_cutoff, horizon_days or 7
+        )
     spec = jobs.TrainSpec(
         model_name=model_name,
         encoder=encoders[0] if len(encoders) == 1 else list(encoders),
@@ -362,10 +388,48 @@ def train(
         feature_service=feature_service,
         horizon_days=horizon_days,
         splits=splits,
-        train=TrainConfig(epochs=epochs, seed=seed, device=settings.device),
+        train=TrainConfig(
+            epochs=epochs,
+            seed=seed,
+            device=settings.device,
+            **{k: v for k, v in {"lr": lr, "batch_size": batch_size, "patience": patience}.items() if v},
+        ),
     )
     version = jobs.train(settings, spec)
-    _echo_json({"model": version.model, "version": version.version, "metrics": version.metrics})
+    if as_json:
+        _echo_json(
+            {
+                "model": version.model,
+                "version": version.version,
+                "feature_service": version.feature_service,
+                "horizon_days": version.horizon_days,
+                "metrics": version.metrics,
+                "artifact_uri": version.artifact_uri,
+            }
+        )
+        return
+    click.echo(f"registered {version.model} v{version.version}: {_headline(version.metrics)}")
+    click.echo(f"  reads {version.feature_service}, predicts {version.horizon_days} days ahead")
+    click.echo(f"  artifact {version.artifact_uri}")
+    click.echo(
+        f"  next: shopscore models promote {version.model} {version.version} --alias production "
+        f'--reason "..." --token $SHOPSCORE_PROMOTER_TOKEN'
+    )
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    """The test metrics a user reads first, whichever the head reports."""
+    names = {
+        "roc_auc": "ROC-AUC",
+        "pr_auc": "PR-AUC",
+        "base_rate": "base rate",
+        "mae": "MAE",
+        "rmse": "RMSE",
+        "top1_accuracy": "top-1",
+        "top3_accuracy": "top-3",
+    }
+    shown = [f"{label} {metrics[f'test_{k}']:.3f}" for k, label in names.items() if f"test_{k}" in metrics]
+    return "test " + ", ".join(shown) + " on held-out users" if shown else "no test metrics"
 
 
 # --- score ----------------------------------------------------------------------------------------------
@@ -497,7 +561,6 @@ def demo(users: int, days: int, seed: int) -> None:
         users=users,
         days=days,
         seed=seed,
-        step=step,
         echo=click.echo,
         run_cli=lambda args: main.main(args, standalone_mode=False),
     )

@@ -15,10 +15,6 @@ class UserError(Exception):
     """A request the user can fix (bad data, a missing step, an impossible option); the message says how."""
 
 
-class DataTooShort(UserError):
-    """The events do not span enough time for the requested horizon and splits."""
-
-
 class TrainingGridTooLarge(UserError):
     """The (user, cutoff) grid of a training set would not fit in memory."""
 
@@ -31,9 +27,7 @@ def debug_enabled() -> bool:
 def user_message(exc: BaseException) -> str | None:
     """The one-line message for an error the user can fix; None for anything else (a bug)."""
     # Imported here: this module is imported by the CLI's entry point, which must start fast.
-    from feast.errors import FeastObjectNotFoundException, FeatureViewNotFoundException
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from feast.errors import FeastObjectNotFoundException
 
     from registry.db.errors import RegistryError
     from registry.events.importers import ImportFormatError
@@ -59,12 +53,12 @@ def user_message(exc: BaseException) -> str | None:
     )
     if isinstance(exc, ours):
         return _one_line(str(exc))
-    if isinstance(exc, FeastObjectNotFoundException | FeatureViewNotFoundException):
+    if isinstance(exc, FeastObjectNotFoundException):
         return _one_line(
             f"{exc}; run `shopscore features apply` after `shopscore features build`, and check the name "
             f"(`shopscore train --help` lists the feature services)"
         )
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if _is_redis_unreachable(exc):
         return _one_line(
             f"cannot reach the Redis online store ({exc}); start Redis or fix the address in the "
             f"`redis` Feast profile (SHOPSCORE_FEAST_PROFILE), or unset SHOPSCORE_FEAST_PROFILE for SQLite"
@@ -74,6 +68,12 @@ def user_message(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError):
         return "out of memory; use fewer training cutoffs (--train-cutoffs) or fewer users"
     return None
+
+
+def _is_redis_unreachable(exc: BaseException) -> bool:
+    # redis is an optional dependency (the `redis` extra), so its classes are matched by name.
+    names = {f"{c.__module__}.{c.__name__}" for c in type(exc).__mro__}
+    return bool(names & {"redis.exceptions.ConnectionError", "redis.exceptions.TimeoutError"})
 
 
 def _one_line(text: str) -> str:

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
+from registry import progress
 from registry.components import config_to_dict
+from registry.db.engine import database_exists
 from registry.db.store import ModelRegistry, ModelVersion
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
@@ -26,7 +29,7 @@ from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
 from registry.features.training_set import build_training_set, fingerprint
 from registry.modeling import ShopModel
 from registry.plugin_host import default_host
-from registry.settings import Settings
+from registry.settings import Settings, workspace_database_url
 from registry.training import (
     EVALUATION_FILE,
     Splits,
@@ -35,6 +38,7 @@ from registry.training import (
     fit,
     outputs_metrics,
 )
+from registry.training_plan import plan_training
 
 # Name of the built-in encoder that combines several (plugins/concat.py), used when a spec names several.
 CONCAT = "concat"
@@ -77,12 +81,20 @@ def apply_features(settings: Settings) -> list[str]:
     return sorted(getattr(o, "name", "?") for o in declarations.objects)
 
 
-def materialize_features(settings: Settings, *, start: datetime | None = None) -> None:
-    """Incremental materialization; the first run starts at the oldest row. An explicit `start` backfills
-    every view from then on."""
-    if start is not None:
-        feast_store.materialize(settings, start=start, backfill=True)
-        return
+def materialize_features(settings: Settings, *, start: datetime | None = None) -> list[str]:
+    """Load the online store: views whose snapshots were rebuilt are reloaded from `start` (default: the
+    oldest snapshot), the others continue incrementally (features.store.materialize). An explicit `start`
+    reloads every view from then on. Returns the views reloaded."""
+    with (
+        progress.stage("materialize the newest feature values into the online store"),
+        progress.quiet_unless_terminal(),
+    ):
+        if start is not None:
+            return feast_store.materialize(settings, start=start, backfill=True)
+        return feast_store.materialize(settings, start=_oldest_snapshot(settings))
+
+
+def _oldest_snapshot(settings: Settings) -> datetime:
     files = [
         pipeline.FEATURES_FILE,
         pipeline.SEQUENCES_FILE,
@@ -99,12 +111,13 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
         raise FileNotFoundError(
             f"no feature files in {settings.features_dir}; run `shopscore features build` first"
         )
-    feast_store.materialize(settings, start=min(stamps).to_pydatetime())
+    return min(stamps).to_pydatetime()
 
 
 @dataclass
 class TrainSpec:
     """What to train. `encoder` may name several encoders: they are combined by the `concat` encoder.
+    Fields left as None (feature service, horizon, splits) are derived from the events at training time.
 
     Each encoder reads the fields of `feature_service` it can (`Encoder.select_features`). `encoder_config`
     holds config overrides: for one encoder, that encoder's options (`{"hidden": [32]}`); for several,
@@ -113,8 +126,9 @@ class TrainSpec:
     model_name: str = "purchase"
     encoder: str | Sequence[str] = "mlp"
     head: str = "purchase"
-    feature_service: str = "purchase_v1"
-    horizon_days: int = 7
+    # None: derived from the events (registry.training_plan), as are the splits.
+    feature_service: str | None = None
+    horizon_days: int | None = None
     encoder_config: dict[str, Any] | None = None
     head_config: dict[str, Any] | None = None
     splits: Splits | None = None
@@ -158,55 +172,63 @@ def _code_version() -> str | None:
 
 
 def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
-    """Build point-in-time training sets from Feast, train, evaluate on held-out users, register."""
+    """Build point-in-time training sets from Feast, train, evaluate on held-out users, register.
+
+    What the spec leaves as None (feature service, horizon, splits) is derived from the events
+    (registry.training_plan); each choice is logged."""
+    _check_registry(settings)
     events = read_events(settings.events_dir)
-    splits = spec.splits or Splits.default_for(
-        events["event_time"].min(), events["event_time"].max(), spec.horizon_days
+    plan = plan_training(
+        events, feature_service=spec.feature_service, horizon_days=spec.horizon_days, splits=spec.splits
     )
-    if splits.horizon_days != spec.horizon_days:
-        raise ValueError(f"splits use horizon {splits.horizon_days}d but the spec says {spec.horizon_days}d")
+    for line in plan.notes:
+        progress.note(line)
+    splits, horizon_days = plan.splits, plan.splits.horizon_days
     store = feast_store.open_store(settings)
-    service = store.get_feature_service(spec.feature_service)
+    service = feast_store.feature_service(store, plan.feature_service)
     fields = {f.name: f.dtype for p in service.feature_view_projections for f in p.features}
     feature_refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     encoder_name, encoder_config = spec.encoder_plan(fields)  # before the (slow) training sets: fail fast
+    head_cls = default_host().head(spec.head).cls
 
-    # One retrieval for every cutoff: Feast's file offline store reads (and dask tokenizes) the whole
-    # feature source on each call, whatever the number of entity rows, so three calls cost three times one.
     valid_cutoffs = [] if splits.valid_cutoff is None else [splits.valid_cutoff]
-    rows = build_training_set(
-        store,
-        events,
-        service_name=spec.feature_service,
-        cutoffs=[*splits.train_cutoffs, *valid_cutoffs, splits.test_cutoff],
-        horizon_days=spec.horizon_days,
-    )
-    train_rows, valid_rows, test_rows = splits.split(rows)
+    with progress.stage(f"point-in-time training set from Feast ({plan.feature_service})"):
+        rows = build_training_set(
+            store,
+            events,
+            service_name=plan.feature_service,
+            cutoffs=[*splits.train_cutoffs, *valid_cutoffs, splits.test_cutoff],
+            horizon_days=horizon_days,
+            memory_budget_bytes=_memory_budget(settings),
+        )
+        train_rows, valid_rows, test_rows = splits.split(rows)
+        progress.note(f"{len(train_rows):,} train, {len(valid_rows):,} valid, {len(test_rows):,} test rows")
 
     config = spec.train or TrainConfig(device=settings.device)
     # Some heads size themselves from the training labels (a class vocabulary), so ask before building.
-    head_cls = default_host().head(spec.head).cls
-    head_config = {"horizon_days": spec.horizon_days, **(spec.head_config or {})}
+    head_config = {"horizon_days": horizon_days, **(spec.head_config or {})}
     head_config = head_cls.config_from_data(head_config, train_rows)
     model = ShopModel.build(
         encoder_name,
         encoder_config,
         spec.head,
         head_config,
-        feature_service=spec.feature_service,
+        feature_service=plan.feature_service,
         seed=config.seed,
     )
-    result = fit(model, train_rows, valid_rows, config)
-    valid_outputs = evaluation_outputs(result.model, valid_rows, "valid")
-    test_outputs = evaluation_outputs(result.model, test_rows, "test")
-    metrics = {
-        **outputs_metrics(result.model, valid_outputs, "valid"),
-        **outputs_metrics(result.model, test_outputs, "test"),
-        "best_epoch": float(result.best_epoch),
-    }
+    with progress.stage(f"train {encoder_name} encoder + {spec.head} head (up to {config.epochs} epochs)"):
+        result = fit(model, train_rows, valid_rows, config)
+    with progress.stage("evaluate on validation and held-out test users"):
+        valid_outputs = evaluation_outputs(result.model, valid_rows, "valid")
+        test_outputs = evaluation_outputs(result.model, test_rows, "test")
+        metrics = {
+            **outputs_metrics(result.model, valid_outputs, "valid"),
+            **outputs_metrics(result.model, test_outputs, "test"),
+            "best_epoch": float(result.best_epoch),
+        }
     lineage = {
         "feast_project": store.project,
-        "feature_service": spec.feature_service,
+        "feature_service": plan.feature_service,
         "feature_refs": feature_refs,
         **splits.to_lineage(),
         "data_fingerprint": fingerprint(pd.concat([train_rows, valid_rows, test_rows], ignore_index=True)),
@@ -223,8 +245,11 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         "head_config": config_to_dict(model.head.config),
         "train": config.__dict__,
     }
-    registry = ModelRegistry.open(settings=settings)
-    with tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp:
+    with (
+        progress.stage(f"register a new version of {spec.model_name!r}"),
+        ModelRegistry.open(settings=settings) as registry,
+        tempfile.TemporaryDirectory(prefix="shopscore-model-") as tmp,
+    ):
         result.model.save_pretrained(tmp)
         # Stored with the weights, so they are hashed and published with the version (`shopscore report`).
         outputs = pd.concat([valid_outputs, test_outputs], ignore_index=True)
@@ -237,3 +262,21 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
             params=params,
             created_by=getpass.getuser(),
         )
+
+
+def _check_registry(settings: Settings) -> None:
+    """Open the registry before training, so an unreachable database or an old schema fails now, not after.
+    The workspace's own SQLite registry is created on first use; any other database must exist already."""
+    create = settings.database_url == workspace_database_url(settings.home) and not database_exists(
+        settings.database_url
+    )
+    ModelRegistry.open(settings=settings, upgrade=create).close()
+    if create:
+        progress.note(f"created the model registry {settings.database_url}")
+
+
+def _memory_budget(settings: Settings) -> float:
+    """Bytes a training set may take: SHOPSCORE_TRAIN_MEMORY_GB, else 80% of the memory available now."""
+    if settings.train_memory_gb is not None:
+        return settings.train_memory_gb * 2**30
+    return 0.8 * psutil.virtual_memory().available

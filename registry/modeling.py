@@ -7,8 +7,10 @@ including fitted normalisation buffers, are a safetensors file. Nothing is pickl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,10 @@ class ShopModel(nn.Module):
         enc, hd = host.encoder(encoder_name), host.head(head_name)
         with torch.random.fork_rng(devices=[]), building_with(host):
             torch.manual_seed(seed)
-            encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
-            head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
+            with _blame("encoder", encoder_name, enc, encoder_config):
+                encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
+            with _blame("head", head_name, hd, head_config):
+                head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
         plugins: dict[str, Any] = {
             "encoder": _provenance(enc, encoder_name),
             "head": _provenance(hd, head_name),
@@ -178,3 +182,19 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
             f"to reproduce them exactly, or retrain and register a new version",
             stacklevel=3,
         )
+
+
+@contextlib.contextmanager
+def _blame(kind: str, name: str, registered: Registered, config: dict[str, Any]) -> Iterator[None]:
+    """A part that cannot be built from its config fails naming the part, its plugin and the option to fix."""
+    try:
+        yield
+    except PluginError:
+        raise
+    except Exception as exc:
+        package = f", package {registered.package}" if registered.package else ""
+        raise PluginError(
+            f"{kind} {name!r} (plugin {registered.plugin!r}{package}) could not be built from its config "
+            f"{json.dumps(config, default=str)[:200]}: {type(exc).__name__}: {exc}; check --{kind}-config "
+            f"against the {kind}'s options (`shopscore plugins`, docs/plugins.md)"
+        ) from exc

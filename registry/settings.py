@@ -11,10 +11,30 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from registry.errors import UserError
+
 
 def _bundled_feature_repo() -> Path:
     """The feature repo shipped with shopscore (`feature_repo/`, installed as `registry._feature_repo`)."""
     return Path(str(importlib.resources.files("registry._feature_repo")))
+
+
+def workspace_database_url(home: Path) -> str:
+    """The embedded default model registry: a SQLite file in the workspace."""
+    return f"sqlite:///{home / 'registry.db'}"
+
+
+def _positive_number(variable: str) -> float | None:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"{variable}={raw!r} is not a positive number; set it to e.g. 4, or unset it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -31,11 +51,13 @@ class Settings:
     artifacts_root: str = ""
     # "auto" picks CUDA when torch sees a GPU, else CPU.
     device: str = "auto"
+    # The memory a training set may take, in GiB; None: 80% of what the machine has available.
+    train_memory_gb: float | None = None
 
     @classmethod
     def from_env(cls, home: str | os.PathLike[str] | None = None) -> Settings:
         home_path = Path(home or os.environ.get("SHOPSCORE_HOME", ".shopscore")).expanduser().resolve()
-        database_url = os.environ.get("SHOPSCORE_DATABASE_URL") or f"sqlite:///{home_path / 'registry.db'}"
+        database_url = os.environ.get("SHOPSCORE_DATABASE_URL") or workspace_database_url(home_path)
         feature_repo = Path(os.environ.get("SHOPSCORE_FEATURE_REPO") or _bundled_feature_repo()).resolve()
         artifacts = os.environ.get("SHOPSCORE_ARTIFACTS_DIR") or str(home_path / "artifacts")
         return cls(
@@ -45,6 +67,7 @@ class Settings:
             feast_profile=os.environ.get("SHOPSCORE_FEAST_PROFILE", ""),
             artifacts_root=artifacts,
             device=os.environ.get("SHOPSCORE_DEVICE", "auto"),
+            train_memory_gb=_positive_number("SHOPSCORE_TRAIN_MEMORY_GB"),
         )
 
     def with_(self, **changes: object) -> Settings:

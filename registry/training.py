@@ -18,11 +18,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from registry import progress
 from registry.features.training_set import as_utc
 from registry.modeling import ShopModel
 
 # Per-row validation and test outputs, saved next to the weights in a version's artifact.
 EVALUATION_FILE = "evaluation.parquet"
+# Default splits: a training cutoff needs this much history; more cutoffs than this add rows, not signal.
+MIN_HISTORY_DAYS = 14
+MAX_TRAIN_CUTOFFS = 12
 
 
 class SplitError(ValueError):
@@ -82,20 +86,50 @@ class Splits:
 
     @classmethod
     def default_for(cls, first_event: pd.Timestamp, last_event: pd.Timestamp, horizon_days: int) -> Splits:
-        """Test window ends at the last event day; validation one horizon before; weekly training cutoffs
-        from two weeks of history up to one horizon before validation."""
+        """Cutoffs spread over the events' own span. The test window ends on the last event's day and the
+        validation cutoff is one horizon before the test; training cutoffs run from MIN_HISTORY_DAYS of
+        history to one horizon before validation, every 7 days or wider, at most MAX_TRAIN_CUTOFFS of them.
+        A span too short for a later validation cutoff validates on the held-out users at the training
+        cutoffs instead (one horizon less); shorter still, SplitError names the horizons that fit."""
+        if not cls.fits(first_event, last_event, horizon_days):
+            longest = max(
+                (d for d in range(1, horizon_days) if cls.fits(first_event, last_event, d)), default=None
+            )
+            fix = (
+                f"pass --horizon-days {longest} or less"
+                if longest
+                else "import a longer history of events"
+            )
+            span = (last_event.floor("D") - first_event.floor("D")).days + 1
+            raise SplitError(
+                f"the events span {span} days ({first_event.date()} to {last_event.date()}), too short for a "
+                f"{horizon_days}-day horizon: training needs {MIN_HISTORY_DAYS} days of history plus two "
+                f"horizons ({MIN_HISTORY_DAYS + 2 * horizon_days} days); {fix}"
+            )
         horizon = pd.Timedelta(days=horizon_days)
         test = last_event.floor("D") + pd.Timedelta(days=1) - horizon
-        valid = test - horizon
-        first_train = first_event.floor("D") + pd.Timedelta(days=14)
-        last_train = valid - horizon
-        if last_train < first_train:
-            raise SplitError(
-                f"events from {first_event.date()} to {last_event.date()} are too short for horizon "
-                f"{horizon_days}d: need at least {14 + 3 * horizon_days} days"
-            )
-        train = pd.date_range(end=last_train, periods=(last_train - first_train).days // 7 + 1, freq="7D")
+        first_train = first_event.floor("D") + pd.Timedelta(days=MIN_HISTORY_DAYS)
+        valid: pd.Timestamp | None = test - horizon
+        if valid - horizon < first_train:
+            valid = None
+        last_train = (test if valid is None else valid) - horizon
+        days = (last_train - first_train).days
+        step = max(7, math.ceil(days / (MAX_TRAIN_CUTOFFS - 1)))
+        train = pd.date_range(end=last_train, periods=days // step + 1, freq=f"{step}D")
         return cls(tuple(train), valid, test, horizon_days)
+
+    @staticmethod
+    def fits(first_event: pd.Timestamp, last_event: pd.Timestamp, horizon_days: int) -> bool:
+        """Whether the events hold at least one training cutoff and a test window for this horizon."""
+        span = last_event.floor("D") + pd.Timedelta(days=1) - first_event.floor("D")
+        return span >= pd.Timedelta(days=MIN_HISTORY_DAYS + 2 * horizon_days)
+
+    def describe(self) -> str:
+        """E.g. '12 training 1997-01-15..1998-01-02, validation 1998-03-03, test 1998-05-02'."""
+        first, last = self.train_cutoffs[0].date(), self.train_cutoffs[-1].date()
+        train = f"{len(self.train_cutoffs)} training {first}" + (f"..{last}" if first != last else "")
+        valid = "held-out users" if self.valid_cutoff is None else str(self.valid_cutoff.date())
+        return f"{train}, validation {valid}, test {self.test_cutoff.date()}"
 
     def split(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Training-set rows (`event_timestamp` = cutoff) -> train, valid and test rows. Train on one set of
@@ -228,6 +262,11 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
         }
         history.append(record)
         epochs.set_postfix(train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}")
+        if config.progress and not progress.on_terminal():  # no bar to draw: one line per epoch
+            progress.note(
+                f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, "
+                f"valid loss {record['valid_loss']:.4f}"
+            )
         if float(valid_loss) < best_loss - 1e-5:
             best_loss, best_epoch, stale = float(valid_loss), epoch + 1, 0
             best_state = copy.deepcopy(model.state_dict())

@@ -371,10 +371,10 @@ def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path, monkeyp
     monkeypatch.setenv("SHOPSCORE_DATABASE_URL", settings.database_url)
     options = {"sequence": {"d_model": 16, "n_heads": 2, "n_layers": 1}, "mlp": {"hidden": [8]}}
     args = ["train", "--model", "both", "--encoder", "mlp", "--encoder", "sequence"]
-    args += ["--feature-service", "purchase_seq_v1", "--epochs", "1"]
+    args += ["--feature-service", "purchase_seq_v1", "--epochs", "1", "--json"]
     result = CliRunner().invoke(main, [*args, "--encoder-config", json.dumps(options)])
     assert result.exit_code == 0, result.output
-    stored = registry.get_version("both", json.loads(result.output.splitlines()[-1])["version"])
+    stored = registry.get_version("both", json.loads(result.stdout)["version"])
     mlp_part, sequence_part = stored.params["encoder_config"]["parts"]
     assert mlp_part["config"]["hidden"] == [8] and sequence_part["config"]["d_model"] == 16
     assert "hours_since_last_event" in mlp_part["config"]["features"]
@@ -383,4 +383,5 @@ def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path, monkeyp
     assert 0.0 < Scorer(settings).score(1, model="both").probability < 1.0
 
     bad = CliRunner().invoke(main, [*args, "--encoder-config", '{"mlp": [8]}'])
-    assert bad.exit_code != 0 and "encoder_config must map encoder names" in str(bad.exception or bad.output)
+    # The root group prints a user-fixable error as one "Error: ..." line and exits 1 (a SystemExit).
+    assert bad.exit_code != 0 and "encoder_config must map encoder names" in bad.output + str(bad.exception)

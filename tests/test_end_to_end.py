@@ -113,9 +113,9 @@ def test_cli_trains_a_concat_encoder_with_the_next_category_head(shop, monkeypat
     monkeypatch.setenv("SHOPSCORE_HOME", str(settings.home))
     monkeypatch.setenv("SHOPSCORE_DATABASE_URL", settings.database_url)
     args = ["train", "--model", "next_cat", "--encoder", "mlp", "--encoder", "mlp", "--head", "next_category"]
-    result = CliRunner().invoke(main, [*args, "--epochs", "3"])
+    result = CliRunner().invoke(main, [*args, "--epochs", "3", "--json"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output.strip().splitlines()[-1])
+    payload = json.loads(result.stdout)
     version = registry.get_version("next_cat", payload["version"])
     assert version.lineage["encoder"] == "concat" and version.lineage["head"] == "next_category"
     categories = version.params["head_config"]["categories"]

@@ -96,7 +96,7 @@ def test_calibration_on_validation_fixes_a_shifted_base_rate():
     assert ece_calibrated < 0.05 and ece_calibrated < ece_raw / 3
     # Calibration is monotone: ranking metrics do not move. Up to float32 rounding: two raw probabilities a
     # few ulps apart (there are such pairs) may round to one value on one side and not on the other, and
-    # each such tie moves the AUC by 0.5 / (positives x negatives), ~6e-7 here; a non-monotone map moves it
+    # each such tie moves the AUC by 0.5 / (positives x negatives), ~5e-7 here; a non-monotone map moves it
     # by far more.
     raw_metrics = uncalibrated(model).head.metrics(y, uncalibrated(model).predict_frame(test))
     assert evaluate(model, test, "t")["t_roc_auc"] == pytest.approx(raw_metrics["roc_auc"], abs=1e-5)

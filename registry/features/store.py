@@ -8,6 +8,7 @@ declarations resolve there.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import string
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFeatureView, RepoConfig
 from feast.data_source import DataSource
+from feast.errors import FeastObjectNotFoundException
 
 from registry.features import dask_tokens
 from registry.settings import Settings
@@ -65,6 +67,16 @@ def open_store(settings: Settings) -> FeatureStore:
     return FeatureStore(config=repo_config(settings))
 
 
+def feature_service(store: FeatureStore, name: str) -> FeatureService:
+    """The applied FeatureService `name`; FeatureRepoError lists the ones there are when it is missing."""
+    try:
+        return store.get_feature_service(name)
+    except FeastObjectNotFoundException:
+        names = sorted(s.name for s in store.list_feature_services())
+        fix = f"choose one of {names}" if names else "run `shopscore features apply` first"
+        raise FeatureRepoError(f"no feature service named {name!r} is applied in Feast; {fix}") from None
+
+
 def load_declarations(feature_repo: Path) -> Declarations:
     """Import every .py file of the feature repo (as Feast does) and collect the Feast objects in them."""
     found = Declarations()
@@ -92,30 +104,62 @@ def apply(settings: Settings) -> Declarations:
     return declarations
 
 
+# Which version of its batch source each view was last materialized from (feast dir, JSON).
+MATERIALIZED_SOURCES_FILE = "materialized_sources.json"
+
+
 def materialize(
     settings: Settings, *, start: datetime | None = None, end: datetime | None = None, backfill: bool = False
-) -> None:
-    """Copy the newest feature values into the online store.
+) -> list[str]:
+    """Copy the newest feature values into the online store; returns the views reloaded from `start`.
 
-    Incremental by default: each view continues from where its last materialization ended. The first run
-    has no such mark, so it starts at `start` (the caller passes the oldest snapshot time). `backfill`
-    reloads every view from `start`, e.g. after rebuilding the snapshots.
+    A view continues from where its last materialization ended (incremental) while its batch source file
+    is the one it was last loaded from. A view never materialized, or whose file was rewritten since (a
+    `features build` recomputes every value), is reloaded from `start` (the caller passes the oldest
+    snapshot time): an incremental run would only look at rows newer than its last end and keep the old
+    values of every other user. Values pushed online since are kept, as their events are in the next build.
+    `backfill` reloads every view from `start`.
     """
     store = open_store(settings)
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
-    if backfill:
+    loaded = _load_signatures(settings)
+    current = {v.name: _source_signature(settings, v) for v in views}
+    reload = [
+        v.name
+        for v in views
+        if backfill or not v.materialization_intervals or current[v.name] != loaded.get(v.name)
+    ]
+    if reload:
         if start is None:
-            raise FeatureRepoError("a backfill needs a start time; pass --start")
-        store.materialize(start_date=start, end_date=end, feature_views=[v.name for v in views])
-        return
-    never_materialized = [v.name for v in views if not v.materialization_intervals]
-    if never_materialized:
-        if start is None:
-            raise FeatureRepoError(
-                f"views {never_materialized} were never materialized; pass a start time for the first run"
-            )
-        store.materialize(start_date=start, end_date=end, feature_views=never_materialized)
-    already = [v.name for v in views if v.materialization_intervals]
+            raise FeatureRepoError(f"views {reload} need a full load; pass a start time (--start)")
+        store.materialize(start_date=start, end_date=end, feature_views=reload)
+    already = [v.name for v in views if v.name not in reload]
     if already:
         store.materialize_incremental(end_date=end, feature_views=already)
+    path = settings.feast_dir / MATERIALIZED_SOURCES_FILE
+    path.write_text(json.dumps(current, indent=1, sort_keys=True))
+    return reload
+
+
+def _source_signature(settings: Settings, view: FeatureView) -> list[int | str] | None:
+    """Size and modification time of a view's batch source file; None when it is not a local file."""
+    source = view.batch_source
+    path_text = getattr(source, "path", None)
+    if not path_text or "://" in path_text:
+        return None
+    path = Path(path_text) if Path(path_text).is_absolute() else settings.home / path_text
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _load_signatures(settings: Settings) -> dict[str, object]:
+    path = settings.feast_dir / MATERIALIZED_SOURCES_FILE
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}

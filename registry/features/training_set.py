@@ -8,12 +8,15 @@ cutoff, inside the horizon.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from tqdm.auto import tqdm
 
+from registry.errors import TrainingGridTooLarge
 from registry.features.online import request_fields
 
 EPOCH = pd.Timestamp(0, tz="UTC")
@@ -93,6 +96,14 @@ def historical_features(store: FeatureStore, service_name: str, rows: pd.DataFra
     return merged[keys + requested + names]
 
 
+# Entity rows per point-in-time retrieval: Feast's file offline store joins a whole request in memory, so
+# a grid of many cutoffs x users is retrieved in blocks of this many rows and concatenated.
+RETRIEVAL_BLOCK_ROWS = 100_000
+# A training frame is held about three times over while training: the frame, its train/valid/test split
+# copies and the featurised tensors.
+TRAINING_COPIES = 3
+
+
 def build_training_set(
     store: FeatureStore,
     events: pd.DataFrame,
@@ -100,10 +111,46 @@ def build_training_set(
     service_name: str,
     cutoffs: Sequence[pd.Timestamp],
     horizon_days: int,
+    memory_budget_bytes: float | None = None,
+    block_rows: int = RETRIEVAL_BLOCK_ROWS,
 ) -> pd.DataFrame:
+    """Features as of each cutoff + labels, one row per (user with history, cutoff).
+
+    Retrieved in blocks of `block_rows` entity rows, so Feast's join never holds the whole grid. With a
+    `memory_budget_bytes`, the first block measures the bytes a row takes and the grid is refused
+    (TrainingGridTooLarge, naming the estimate) before the others are retrieved when it would not fit.
+    """
     rows = entity_rows(events, cutoffs)
-    features = historical_features(store, service_name, rows)
+    # Block k takes every n-th row from row k, so each block (the first, which measures, included) spans
+    # every cutoff, early short histories and late long ones alike.
+    n_blocks = max(1, math.ceil(len(rows) / block_rows))
+    positions = [np.arange(k, len(rows), n_blocks) for k in range(n_blocks)]
+    blocks = []
+    for k in tqdm(range(n_blocks), desc="training set", unit="block", disable=True if n_blocks == 1 else None):
+        block = historical_features(store, service_name, rows.iloc[positions[k]])
+        if k == 0 and memory_budget_bytes is not None:
+            check_grid_fits(block, rows, memory_budget_bytes)
+        blocks.append(block)
+    features = pd.concat(blocks, ignore_index=True) if n_blocks > 1 else blocks[0]
+    features = features.iloc[np.argsort(np.concatenate(positions), kind="stable")].reset_index(drop=True)
     return features.merge(labels(events, rows, horizon_days), on=["user_id", "event_timestamp"], how="left")
+
+
+def check_grid_fits(sample: pd.DataFrame, rows: pd.DataFrame, budget_bytes: float) -> None:
+    """Raise TrainingGridTooLarge when `rows` retrieved like `sample` would not fit in `budget_bytes`."""
+    per_row = sample.memory_usage(index=False, deep=True).sum() / max(len(sample), 1)
+    needed = per_row * len(rows) * TRAINING_COPIES
+    if needed <= budget_bytes:
+        return
+    cutoffs = rows["event_timestamp"].nunique()
+    fitting = max(1, int(cutoffs * budget_bytes / needed))
+    raise TrainingGridTooLarge(
+        f"the training set would be {len(rows):,} rows ({cutoffs} cutoffs x up to "
+        f"{rows.groupby('event_timestamp').size().max():,} users), about {needed / 2**30:.1f} GiB while training, "
+        f"more than the {budget_bytes / 2**30:.1f} GiB available (SHOPSCORE_TRAIN_MEMORY_GB); pass about "
+        f"{fitting} dates to --train-cutoffs (with --valid-cutoff and --test-cutoff), or train on a machine "
+        f"with more memory"
+    )
 
 
 def _cell_key(value: object) -> object:
