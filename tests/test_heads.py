@@ -20,6 +20,7 @@ from registry.metrics import (
     top_k_accuracy,
 )
 from registry.modeling import ShopModel
+from registry.plugin_host import PluginError
 from registry.training import TrainConfig, evaluate, fit
 
 CATEGORIES = ["books", "garden", "shoes", "toys"]
@@ -198,7 +199,7 @@ def test_next_category_counts_an_unseen_category_as_a_miss():
 
 
 def test_next_category_without_a_vocabulary_says_how_to_get_one():
-    with pytest.raises(ValueError, match="needs at least 2 categories.*registry.jobs.train"):
+    with pytest.raises(PluginError, match="head 'next_category'.*needs at least 2 categories.*registry.jobs.train"):
         build("next_category")
 
 
@@ -243,10 +244,8 @@ def test_concat_width_is_the_sum_and_it_round_trips(tmp_path):
 
 
 def test_concat_names_a_bad_part():
-    with pytest.raises(ValueError, match="part 0 is .*'name' .*'config'"):
+    with pytest.raises(PluginError, match="encoder 'concat' .*part 0 is .*'name' .*'config'"):
         build("purchase", encoder="concat", encoder_config={"parts": [{"encoder": "mlp"}]})
-    from registry.plugin_host import PluginError
-
     with pytest.raises(PluginError, match="no encoder named 'nope'.*Install the plugin package"):
         build("purchase", encoder="concat", encoder_config={"parts": [{"name": "nope", "config": {}}]})
 

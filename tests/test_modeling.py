@@ -90,7 +90,7 @@ def test_not_a_model_directory(tmp_path):
 
 
 def test_unknown_config_field_is_refused():
-    with pytest.raises(ValueError, match=r"MLPConfig has no field\(s\) \['hiden'\]"):
+    with pytest.raises(PluginError, match=r"encoder 'mlp' .*MLPConfig has no field\(s\) \['hiden'\]"):
         ShopModel.build("mlp", {"features": ["a"], "hiden": [3]}, "purchase", {}, feature_service="s")
 
 
