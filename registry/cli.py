@@ -392,7 +392,11 @@ def train(
             epochs=epochs,
             seed=seed,
             device=settings.device,
-            **{k: v for k, v in {"lr": lr, "batch_size": batch_size, "patience": patience}.items() if v},
+            **{
+                k: v
+                for k, v in {"lr": lr, "batch_size": batch_size, "patience": patience}.items()
+                if v is not None
+            },
         ),
     )
     version = jobs.train(settings, spec)

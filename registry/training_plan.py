@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
+from registry.features.training_set import entity_rows, labels
 from registry.training import SplitError, Splits
 
 CLICKSTREAM_SERVICE = "purchase_v1"
@@ -80,11 +80,9 @@ def default_horizon(events: pd.DataFrame) -> tuple[int, str]:
 
 
 def positive_rate(events: pd.DataFrame, horizon_days: int) -> float:
-    """The share of users with history who buy within the last `horizon_days` of the events."""
-    times = events["event_time"]
-    cutoff = times.max().floor("D") + pd.Timedelta(days=1 - horizon_days)
-    known = events.loc[times < cutoff, "user_id"].unique()
-    if len(known) == 0:
+    """The purchase label's base rate at the test cutoff `Splits.default_for` would use for this horizon."""
+    cutoff = events["event_time"].max().floor("D") + pd.Timedelta(days=1 - horizon_days)
+    rows = entity_rows(events, [cutoff])
+    if rows.empty:
         return 0.0
-    buyers = events.loc[(times > cutoff) & (events["event_type"] == "purchase"), "user_id"].unique()
-    return float(np.isin(known, buyers).mean())
+    return float(labels(events, rows, horizon_days)["label_purchase"].mean())
