@@ -176,11 +176,11 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
 
     What the spec leaves as None (feature service, horizon, splits) is derived from the events
     (registry.training_plan); each choice is logged."""
-    _check_registry(settings)
     events = read_events(settings.events_dir)
     plan = plan_training(
         events, feature_service=spec.feature_service, horizon_days=spec.horizon_days, splits=spec.splits
     )
+    _check_registry(settings)
     for line in plan.notes:
         progress.note(line)
     splits, horizon_days = plan.splits, plan.splits.horizon_days

@@ -102,7 +102,7 @@ class Splits:
             )
             span = (last_event.floor("D") - first_event.floor("D")).days + 1
             raise SplitError(
-                f"the events span {span} days ({first_event.date()} to {last_event.date()}), too short for a "
+                f"the events span {span} day{'s' * (span != 1)} ({first_event.date()} to {last_event.date()}), too short for a "
                 f"{horizon_days}-day horizon: training needs {MIN_HISTORY_DAYS} days of history plus two "
                 f"horizons ({MIN_HISTORY_DAYS + 2 * horizon_days} days); {fix}"
             )
