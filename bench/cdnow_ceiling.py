@@ -35,6 +35,7 @@ from bench.quality_cdnow import (  # noqa: E402
     DAY,
     bgnbd,
     bootstrap,
+    purchase_labels,
     read_raw,
     rfm_features,
     scored_rows,
@@ -42,7 +43,7 @@ from bench.quality_cdnow import (  # noqa: E402
 )
 from registry.events.importers import import_events  # noqa: E402
 from registry.events.schema import read_events  # noqa: E402
-from registry.features.training_set import as_utc, entity_rows, labels  # noqa: E402
+from registry.features.training_set import as_utc, entity_rows  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "cdnow_ceiling"
 COHORT_START = pd.Timestamp("1997-01-01", tz="UTC")
@@ -134,7 +135,7 @@ def main() -> None:
     shutil.rmtree(WORK, ignore_errors=True)  # the benchmark's importer, into a fresh folder of its own
     import_events(args.data, "cdnow", WORK / "events")
     events = read_events(WORK / "events")
-    train_rows = labels(events, entity_rows(events, cutoffs), args.horizon)
+    train_rows = purchase_labels(events, entity_rows(events, cutoffs), args.horizon)
     rows = scored_rows(events, test_cutoff, args.horizon)
     x_train = extra_features(events, train_rows, args.horizon)
     x_test = extra_features(events, rows, args.horizon)

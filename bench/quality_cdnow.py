@@ -44,13 +44,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from plugins.purchase import PurchaseHead
 from registry import jobs
 from registry.db.store import ModelRegistry
 from registry.events.importers import import_events
 from registry.events.schema import read_events
 from registry.features import pipeline
 from registry.features import store as feast_store
-from registry.features.training_set import as_utc, build_training_set, entity_rows, labels
+from registry.features.training_set import LabelSpec, as_utc, build_training_set, compute_labels, entity_rows
 from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
 from registry.modeling import ShopModel
 from registry.settings import Settings
@@ -139,10 +140,19 @@ def prepare(settings: Settings, source: Path) -> pd.DataFrame:
     return events
 
 
+# The purchase head's own label, as jobs.train computes it for that head.
+PURCHASE_LABEL = LabelSpec(PurchaseHead.label, PurchaseHead.compute_label)
+
+
+def purchase_labels(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """`rows` (user_id, event_timestamp) with the purchase head's label column, label_purchase."""
+    return rows.assign(label_purchase=compute_labels(events, rows, horizon, PURCHASE_LABEL).to_numpy())
+
+
 def scored_rows(events: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.DataFrame:
     """Every customer with history before the cutoff, with the label (the rows every model is scored on)."""
     rows = entity_rows(events, [cutoff])
-    return labels(events, rows, horizon)[["user_id", "event_timestamp", "label_purchase"]]
+    return purchase_labels(events, rows, horizon)[["user_id", "event_timestamp", "label_purchase"]]
 
 
 # ---- shopscore -----------------------------------------------------------------------------------------
@@ -179,7 +189,12 @@ def score_family(
     store = feast_store.open_store(settings)
     cutoff = rows["event_timestamp"].iloc[0]
     frame = build_training_set(
-        store, events, service_name=record.feature_service, cutoffs=[cutoff], horizon_days=horizon
+        store,
+        events,
+        service_name=record.feature_service,
+        cutoffs=[cutoff],
+        horizon_days=horizon,
+        label=PURCHASE_LABEL,
     )
     same = frame[["user_id", "label_purchase"]].to_numpy()
     if not np.array_equal(same, rows[["user_id", "label_purchase"]].to_numpy()):
@@ -365,7 +380,7 @@ def run(
         valid_auc[name] = float(metrics["valid_roc_auc"])
         scores[name] = score_family(settings, name, versions[name], events, rows, horizon)
     best = max(valid_auc, key=valid_auc.__getitem__)
-    train_rows = labels(events, entity_rows(events, cutoffs), horizon)
+    train_rows = purchase_labels(events, entity_rows(events, cutoffs), horizon)
     peers = peer_scores(events, train_rows, rows, horizon, seed)
     results = bootstrap(y, {**scores, **peers}, best, resamples, seed)
     return {

@@ -41,11 +41,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.quality_cdnow import purchase_labels  # noqa: E402
 from bench.quality_synthetic import METRICS, VARIANTS, interval, workspace_settings  # noqa: E402
 from registry.db.store import ModelRegistry  # noqa: E402
 from registry.events.generate import generate_events  # noqa: E402
 from registry.features.pipeline import build_user_features, feature_columns  # noqa: E402
-from registry.features.training_set import entity_rows, labels  # noqa: E402
+from registry.features.training_set import entity_rows  # noqa: E402
 from registry.metrics import bootstrap_samples  # noqa: E402
 from registry.training import EVALUATION_FILE, Splits, held_out  # noqa: E402
 
@@ -216,7 +217,7 @@ def protocol_rows(events: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, np.
     """quality_synthetic's rows (jobs.train's default splits): the training users at the weekly training
     cutoffs, the held-out users at the test cutoff; with labels, and which rows train."""
     splits = Splits.default_for(events["event_time"].min(), events["event_time"].max(), horizon)
-    rows = labels(events, entity_rows(events, [*splits.train_cutoffs, splits.test_cutoff]), horizon)
+    rows = purchase_labels(events, entity_rows(events, [*splits.train_cutoffs, splits.test_cutoff]), horizon)
     rows = rows[["user_id", "event_timestamp", "label_purchase"]]
     is_test = (rows["event_timestamp"] == splits.test_cutoff).to_numpy()
     held = held_out(rows["user_id"])

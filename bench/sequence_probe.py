@@ -41,7 +41,7 @@ from plugins.purchase import PurchaseConfig, PurchaseHead  # noqa: E402
 from plugins.sequence import SequenceConfig, SequenceEncoder  # noqa: E402
 from registry.events.schema import read_events  # noqa: E402
 from registry.features import store as feast_store  # noqa: E402
-from registry.features.training_set import build_training_set  # noqa: E402
+from registry.features.training_set import LabelSpec, build_training_set  # noqa: E402
 from registry.modeling import ShopModel  # noqa: E402
 from registry.plugin_host import default_host  # noqa: E402
 from registry.settings import Settings  # noqa: E402
@@ -84,6 +84,7 @@ def split_rows(settings: Settings, horizon: int) -> tuple[pd.DataFrame, pd.DataF
         service_name=SERVICE,
         cutoffs=[*splits.train_cutoffs, splits.valid_cutoff, splits.test_cutoff],
         horizon_days=horizon,
+        label=LabelSpec(PurchaseHead.label, PurchaseHead.compute_label),
     )
     rows["pattern"] = segments(events, rows.rename(columns={"event_timestamp": "cutoff"}))["search_then_cart"]
     fields = {

@@ -16,9 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from registry import Encoder, hookimpl
-from registry.components import config_from_dict, config_to_dict
-from registry.plugin_host import active_host
+from registry.plugin_api import Encoder, build_encoder, config_to_dict, hookimpl
 
 
 @dataclass
@@ -37,7 +35,6 @@ class ConcatEncoder(Encoder):
             raise ValueError(
                 'concat encoder needs at least one part: ConcatConfig(parts=[{"name": ..., "config": ...}])'
             )
-        host = active_host()  # the host ShopModel.build was given, so parts come from the same plugins
         parts: list[Encoder] = []
         for i, part in enumerate(config.parts):
             if not isinstance(part, dict) or set(part) != {"name", "config"}:
@@ -45,8 +42,7 @@ class ConcatEncoder(Encoder):
                     f"concat encoder part {i} is {part!r}; each part must be a dict with keys "
                     f"'name' (an encoder name) and 'config' (that encoder's config dict)"
                 )
-            cls = host.encoder(part["name"]).cls
-            parts.append(cls(config_from_dict(cls.config_class, part["config"])))
+            parts.append(build_encoder(part["name"], part["config"]))
         self.parts = nn.ModuleList(parts)
 
     @property

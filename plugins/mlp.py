@@ -16,7 +16,7 @@ import torch
 from feast.types import Bool, Float32, Float64, Int32, Int64
 from torch import nn
 
-from registry import Encoder, hookimpl
+from registry.plugin_api import Encoder, hookimpl
 
 NUMERIC_TYPES = (Bool, Float32, Float64, Int32, Int64)
 

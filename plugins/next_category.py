@@ -17,9 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry import Head, hookimpl
-from registry.components import CategoryProbability
-from registry.metrics import top_k_accuracy
+from registry.plugin_api import (
+    CATEGORIES,
+    RANKED_CATEGORIES,
+    Answer,
+    CategoryProbability,
+    Head,
+    LabelWindow,
+    hookimpl,
+    top_k_accuracy,
+)
 
 UNKNOWN = -1  # target index of a category outside the vocabulary
 
@@ -33,8 +40,12 @@ class NextCategoryConfig:
 
 class NextCategoryHead(Head):
     name = "next_category"
-    answer = "top_categories"
     config_class = NextCategoryConfig
+    label = "label_next_category"
+    answer = Answer(
+        "top_categories", RANKED_CATEGORIES, "The most likely first categories bought, most likely first."
+    )
+    evaluation = CATEGORIES
 
     def __init__(self, config: NextCategoryConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -52,9 +63,11 @@ class NextCategoryHead(Head):
         seen = sorted(train["label_next_category"].dropna().astype(str).unique())
         return {"categories": seen, **config}
 
-    @property
-    def label(self) -> str:
-        return "label_next_category"
+    @classmethod
+    def compute_label(cls, window: LabelWindow) -> np.ndarray:
+        """The category of the user's first purchase in the window that has one; None without any."""
+        bought = window.purchases().dropna(subset=["category"])
+        return window.per_user(bought.groupby("user_id")["category"].first().astype(str), missing=None)
 
     def indices(self, labels: np.ndarray) -> np.ndarray:
         return np.array([self.index.get(str(c), UNKNOWN) for c in labels], dtype="int64")
@@ -82,15 +95,12 @@ class NextCategoryHead(Head):
             for row, probs in zip(best.tolist(), np.take_along_axis(predictions, best, axis=1), strict=True)
         ]
 
-    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        index = self.indices(y_true)
+    def metrics(self, target: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        """The categories evaluation's metrics, plus top-k accuracy at the configured k."""
         k = self.config.top_k
         return {
-            "n": float(len(index)),
-            "classes": float(len(self.config.categories)),
-            "unknown_rate": float((index == UNKNOWN).mean()) if len(index) else float("nan"),
-            "top1_accuracy": top_k_accuracy(index, y_pred, 1),
-            f"top{k}_accuracy": top_k_accuracy(index, y_pred, k),
+            **super().metrics(target, predictions),
+            f"top{k}_accuracy": top_k_accuracy(target, predictions, k),
         }
 
 

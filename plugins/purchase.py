@@ -17,8 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry import Head, hookimpl
-from registry.metrics import best_f1_threshold, binary_metrics
+from registry.plugin_api import (
+    BINARY,
+    PROBABILITY,
+    Answer,
+    Head,
+    LabelWindow,
+    best_f1_threshold,
+    binary_metrics,
+    hookimpl,
+)
 
 # Buffers added after the first release; a model saved before them loads with the identity calibration.
 _CALIBRATION_DEFAULTS = {"log_temperature": 0.0, "calibration_bias": 0.0, "threshold": 0.5}
@@ -33,6 +41,9 @@ class PurchaseConfig:
 class PurchaseHead(Head):
     name = "purchase"
     config_class = PurchaseConfig
+    label = "label_purchase"
+    answer = Answer("probability", PROBABILITY, "Probability of a purchase within the model's horizon.")
+    evaluation = BINARY
 
     def __init__(self, config: PurchaseConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -40,9 +51,10 @@ class PurchaseHead(Head):
         for buffer, value in _CALIBRATION_DEFAULTS.items():
             self.register_buffer(buffer, torch.tensor(value))
 
-    @property
-    def label(self) -> str:
-        return "label_purchase"
+    @classmethod
+    def compute_label(cls, window: LabelWindow) -> np.ndarray:
+        """1 if the user buys anything in the window, else 0."""
+        return np.isin(window.users, window.purchases()["user_id"].unique()).astype("int64")
 
     def forward(
         self, h: torch.Tensor, target: torch.Tensor | None = None
@@ -80,8 +92,8 @@ class PurchaseHead(Head):
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.calibrated_logits(outputs))
 
-    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        return binary_metrics(y_true, y_pred, threshold=float(self.threshold))
+    def metrics(self, target: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        return binary_metrics(target, predictions, threshold=float(self.threshold))
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any

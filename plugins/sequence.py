@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry import Encoder, hookimpl
+from registry.plugin_api import Encoder, hookimpl
 
 EVENT_TYPE_COLUMN = "seq_event_type"
 CATEGORY_COLUMN = "seq_category"

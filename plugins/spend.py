@@ -19,8 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry import Head, hookimpl
-from registry.metrics import regression_metrics
+from registry.plugin_api import AMOUNT, REGRESSION, Answer, Head, LabelWindow, hookimpl
 
 # exp(20) is ~5e8: far above any basket, and it keeps exp() finite in bf16/float32.
 MAX_LOG_SPEND = 20.0
@@ -34,8 +33,10 @@ class SpendConfig:
 
 class SpendHead(Head):
     name = "spend"
-    answer = "expected_spend"
     config_class = SpendConfig
+    label = "label_spend"
+    answer = Answer("expected_spend", AMOUNT, "Expected amount spent within the model's horizon.")
+    evaluation = REGRESSION
 
     def __init__(self, config: SpendConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
@@ -50,9 +51,10 @@ class SpendHead(Head):
         mean = float(train["label_spend"].mean()) if len(train) else 0.0
         return {"mean_spend": max(mean, 1e-3), **config}
 
-    @property
-    def label(self) -> str:
-        return "label_spend"
+    @classmethod
+    def compute_label(cls, window: LabelWindow) -> np.ndarray:
+        """The value (price x quantity) of the user's purchases in the window; 0 without any."""
+        return window.per_user(window.purchases().groupby("user_id")["value"].sum(), missing=0.0)
 
     def forward(
         self, h: torch.Tensor, target: torch.Tensor | None = None
@@ -65,9 +67,6 @@ class SpendHead(Head):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs.float().exp()  # expected spend, >= 0
-
-    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        return regression_metrics(y_true, y_pred)
 
 
 @hookimpl

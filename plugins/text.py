@@ -45,8 +45,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from registry import Encoder, hookimpl
-from registry.events.schema import EVENT_TYPES
+from registry.plugin_api import EVENT_TYPES, Encoder, hookimpl
 
 SEQUENCE_COLUMNS = ("seq_event_type", "seq_category", "seq_price_bucket", "seq_seconds_since_prev")
 QUERIES_COLUMN = "last_queries"

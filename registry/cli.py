@@ -272,6 +272,27 @@ def features_materialize(start: datetime | None) -> None:
     )
 
 
+@features.command("fields")
+@click.option("--service", default=None, help="Only this FeatureService.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: service -> its fields.")
+def features_fields(service: str | None, as_json: bool) -> None:
+    """What each FeatureService gives an encoder: fields, types, views and TTLs, meanings (sentinels, nulls)."""
+    from dataclasses import asdict
+
+    from registry.features.contract import NULLS, feature_fields, markdown
+
+    fields = feature_fields(_settings().feature_repo)
+    if service is not None:
+        if service not in fields:
+            raise click.BadParameter(f"no feature service {service!r}; choose one of {sorted(fields)}")
+        fields = {service: fields[service]}
+    if as_json:
+        _echo_json({name: [asdict(f) for f in rows] for name, rows in fields.items()})
+        return
+    click.echo(markdown(fields))
+    click.echo(f"Every field may be {NULLS}.")
+
+
 # --- train ----------------------------------------------------------------------------------------------
 class JsonObject(click.ParamType):
     """A JSON object given on the command line, e.g. '{"hidden": [32]}'."""
@@ -407,13 +428,18 @@ def train(
                 "version": version.version,
                 "feature_service": version.feature_service,
                 "horizon_days": version.horizon_days,
+                "task": version.lineage.get("task"),
                 "metrics": version.metrics,
                 "artifact_uri": version.artifact_uri,
             }
         )
         return
-    click.echo(f"registered {version.model} v{version.version}: {_headline(version.metrics)}")
-    click.echo(f"  reads {version.feature_service}, predicts {version.horizon_days} days ahead")
+    task = version.lineage.get("task") or {}
+    click.echo(f"registered {version.model} v{version.version}: {_headline(version.metrics, task)}")
+    click.echo(
+        f"  answers {task.get('answer')} ({task.get('answer_type')}), reads {version.feature_service}, "
+        f"predicts {version.horizon_days} days ahead"
+    )
     click.echo(f"  artifact {version.artifact_uri}")
     click.echo(
         f"  next: shopscore models promote {version.model} {version.version} --alias production "
@@ -421,19 +447,11 @@ def train(
     )
 
 
-def _headline(metrics: dict[str, float]) -> str:
-    """The test metrics a user reads first, whichever the head reports."""
-    names = {
-        "roc_auc": "ROC-AUC",
-        "pr_auc": "PR-AUC",
-        "base_rate": "base rate",
-        "mae": "MAE",
-        "rmse": "RMSE",
-        "top1_accuracy": "top-1",
-        "top3_accuracy": "top-3",
-    }
-    shown = [f"{label} {metrics[f'test_{k}']:.3f}" for k, label in names.items() if f"test_{k}" in metrics]
-    return "test " + ", ".join(shown) + " on held-out users" if shown else "no test metrics"
+def _headline(metrics: dict[str, float], task: dict[str, Any]) -> str:
+    """The test metrics a user reads first: the head's headline metrics, and the base rate of a binary one."""
+    shown = [*task.get("headline", []), "base_rate"]
+    values = [f"{k} {metrics[f'test_{k}']:.3f}" for k in shown if f"test_{k}" in metrics]
+    return "test " + ", ".join(values) + " on held-out users" if values else "no test metrics"
 
 
 # --- score ----------------------------------------------------------------------------------------------
@@ -463,11 +481,10 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
 
 
 def _answer_text(s: Score) -> str:
-    if s.top_categories is not None:
-        return "next category " + ", ".join(f"{c.category} {c.probability:.2f}" for c in s.top_categories)
-    if s.expected_spend is not None:
-        return f"expected spend = {s.expected_spend:.2f}"
-    return f"p = {s.probability:.3f}"
+    """E.g. `probability = 0.412`, `expected_spend = 35.20`, `top_categories shoes 0.41, bags 0.22`."""
+    if isinstance(s.value, tuple):
+        return f"{s.answer} " + ", ".join(f"{c.category} {c.probability:.2f}" for c in s.value)
+    return f"{s.answer} = {s.value:.3f}" if abs(s.value) < 10 else f"{s.answer} = {s.value:,.2f}"
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -535,6 +552,11 @@ def plugins_command(as_json: bool) -> None:
                 "hooks": sorted(h.name for h in host.pm.get_hookcallers(plugin) or []),
                 "encoders": sorted(k for k, r in host.encoders.items() if r.plugin == name),
                 "heads": sorted(k for k, r in host.heads.items() if r.plugin == name),
+                "options": {
+                    k: _options(r.cls.config_class)
+                    for k, r in sorted({**host.encoders, **host.heads}.items())
+                    if r.plugin == name
+                },
             }
         )
     if as_json:
@@ -544,6 +566,20 @@ def plugins_command(as_json: bool) -> None:
             click.echo(
                 f"{p['name']} ({p['package']} {p['version']}): encoders={p['encoders']} heads={p['heads']}"
             )
+            for part, options in p["options"].items():
+                click.echo(f"  {part} options: " + (", ".join(f"{k}={v}" for k, v in options.items()) or "-"))
+
+
+def _options(config_class: type) -> dict[str, Any]:
+    """A part's config fields and their defaults (None: required, or set by training)."""
+    from dataclasses import MISSING, fields
+
+    def default(f: Any) -> Any:
+        if f.default is not MISSING:
+            return f.default
+        return f.default_factory() if f.default_factory is not MISSING else None
+
+    return {f.name: default(f) for f in fields(config_class) if not f.metadata.get("artifact_only")}
 
 
 # --- model registry: `shopscore db ...` and `shopscore models ...` -----------------------------------

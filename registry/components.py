@@ -3,7 +3,8 @@
 A model is one encoder followed by one head. Each part is an `nn.Module` built from a config dataclass,
 so it can be saved as JSON + safetensors and rebuilt without pickle.
 
-Data contract (B = batch size, D = encoder width):
+Data contract (B = batch size, D = encoder width), checked where core calls the parts (registry.modeling):
+- `Head.compute_label(window)` computes the head's label from the events after each cutoff (registry.tasks),
 - `Encoder.featurize(frame)` turns a pandas frame of feature columns into a dict of tensors (CPU),
 - `Encoder.forward(batch)` turns that dict into a `(B, D)` representation,
 - `Head.labelled(frame)` keeps the rows the head can learn from (e.g. drops rows whose label is null),
@@ -14,8 +15,8 @@ Data contract (B = batch size, D = encoder width):
 - `Head.calibrate(outputs, target)` fits post-hoc state (e.g. a temperature) on validation outputs,
 - `Head.predict(outputs)` turns raw outputs into the user-facing prediction (a probability, an amount, or
   `(B, C)` class probabilities),
-- `Head.answers(predictions)` turns those into one served answer per row, for the `Score` field the head
-  names in `answer` (see ANSWER_FIELDS).
+- `Head.answers(predictions)` turns those into one served answer per row, of the type `Head.answer` declares,
+- `Head.metrics(target, predictions)` evaluates on the head's own target (default: `Head.evaluation`'s).
 
 One training loop (registry.training.fit) serves binary, regression and multiclass heads because the head,
 not the loop, knows its label, its target tensor and its loss.
@@ -24,12 +25,14 @@ not the loop, knows its label, its target tensor and its loss.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from registry.tasks import Answer, Evaluation, LabelWindow
 
 
 class Encoder(nn.Module):
@@ -84,38 +87,29 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
-class CategoryProbability(NamedTuple):
-    """One entry of a `top_categories` answer."""
-
-    category: str
-    probability: float
-
-
-# The fields of a served Score (registry.scoring) that carry a head's answer; a head names one in `answer`.
-ANSWER_FIELDS = {
-    "probability": "probability of a binary event (float in [0, 1])",
-    "expected_spend": "expected amount spent (float >= 0)",
-    "top_categories": "most likely categories, best first (a tuple of CategoryProbability)",
-}
-
-
 class Head(nn.Module):
-    """Base class for prediction heads."""
+    """Base class for prediction heads. A head owns its task: it declares the label it learns
+    (`label` + `compute_label`), the answer it serves (`answer`) and how it is evaluated (`evaluation`)."""
 
     name: ClassVar[str]
     config_class: ClassVar[type]
-    # Which Score field serves this head's prediction (a key of ANSWER_FIELDS), so a spend amount is never
-    # labelled a probability.
-    answer: ClassVar[str] = "probability"
+    # The column of a training frame that holds this head's label (e.g. "label_purchase").
+    label: ClassVar[str]
+    # What a served score carries for this head (its name and JSON type).
+    answer: ClassVar[Answer]
+    # How the head is evaluated: metrics, headline metrics, baselines and the promotion metric.
+    evaluation: ClassVar[Evaluation]
 
     def __init__(self, config: Any, input_dim: int) -> None:
         super().__init__()
         self.config = config
         self.input_dim = input_dim
 
-    @property
-    def label(self) -> str:
-        """Name of the label column this head learns (see registry.features.labels)."""
+    @classmethod
+    def compute_label(cls, window: LabelWindow) -> np.ndarray | pd.Series | list[Any]:
+        """The label of each of `window.users` (in order) from the events in `window.events`, all strictly
+        after `window.cutoff` and within `window.horizon_days`. NaN / None: no label (the row is left out of
+        training and evaluation by `labelled`)."""
         raise NotImplementedError
 
     @property
@@ -130,17 +124,13 @@ class Head(nn.Module):
 
     @classmethod
     def config_from_data(cls, config: dict[str, Any], train: pd.DataFrame) -> dict[str, Any]:
-        """Complete a config dict from the training rows before the head is built (e.g. a class vocabulary,
-        which fixes the output width). Called once by registry.jobs.train; default: unchanged."""
+        """Complete a config dict from the training rows (which carry the `label` column) before the head is
+        built (e.g. a class vocabulary, which fixes the output width). Called once per training; default:
+        unchanged."""
         return config
 
     def labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows this head can learn from and be evaluated on: default, those with a non-null label."""
-        if self.label not in frame.columns:
-            raise KeyError(
-                f"head {self.name!r} needs label column {self.label!r}, which the frame lacks; "
-                f"labels come from registry.features.training_set.labels"
-            )
         return frame[frame[self.label].notna()]
 
     def target(self, frame: pd.DataFrame) -> torch.Tensor:
@@ -160,13 +150,14 @@ class Head(nn.Module):
         raise NotImplementedError
 
     def answers(self, predictions: np.ndarray) -> list[Any]:
-        """One served answer per row of `predict`'s output, as the `answer` field holds it. Default: the
+        """One served answer per row of `predict`'s output, of the type `answer` declares. Default: the
         row's number ((B,) predictions)."""
         return predictions.tolist()
 
-    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        """Metrics of predictions `y_pred` (from `predict`) against the label column's values `y_true`."""
-        raise NotImplementedError
+    def metrics(self, target: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        """Metrics of `predictions` (from `predict`) against the head's own target (`target` as numpy).
+        Default: the declared evaluation's metrics."""
+        return self.evaluation.metrics(target, predictions)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -5,10 +5,11 @@ events -> features -> Feast apply + materialize -> training set -> train -> regi
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,17 +19,18 @@ import pandas as pd
 import psutil
 
 from registry import progress
-from registry.components import config_to_dict
+from registry.components import Head, config_from_dict, config_to_dict
 from registry.db.engine import database_exists
 from registry.db.store import ModelRegistry, ModelVersion
+from registry.errors import UserError
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
 from registry.features import pipeline
 from registry.features import store as feast_store
 from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
-from registry.features.training_set import build_training_set, fingerprint
-from registry.modeling import ShopModel
-from registry.plugin_host import default_host
+from registry.features.training_set import LabelSpec, build_training_set, fingerprint
+from registry.modeling import ShopModel, blame
+from registry.plugin_host import Registered, default_host
 from registry.settings import Settings, workspace_database_url
 from registry.training import (
     EVALUATION_FILE,
@@ -143,7 +145,9 @@ class TrainSpec:
         host = default_host()
         overrides = self.encoder_config or {}
         if len(names) == 1:
-            per_part = [overrides]
+            # The keyed form ({"gru": {...}}) is accepted for one encoder too, as for several.
+            keyed = set(overrides) == {names[0]} and isinstance(overrides[names[0]], dict)
+            per_part = [overrides[names[0]] if keyed else overrides]
         else:
             unknown = sorted(set(overrides) - set(names))
             if unknown or not all(isinstance(v, dict) for v in overrides.values()):
@@ -152,10 +156,11 @@ class TrainSpec:
                     f'e.g. {{"{names[0]}": {{...}}}}; got keys {sorted(overrides)}'
                 )
             per_part = [overrides.get(name, {}) for name in names]
-        configs = [
-            {"features": host.encoder(name).cls.select_features(fields), **options}
-            for name, options in zip(names, per_part, strict=True)
-        ]
+        configs = []
+        for name, options in zip(names, per_part, strict=True):
+            registered = host.encoder(name)
+            with blame(registered, "encoder", "select_features"):
+                configs.append({"features": registered.cls.select_features(fields), **options})
         if len(names) == 1:
             return names[0], configs[0]
         return CONCAT, {"parts": [{"name": n, "config": c} for n, c in zip(names, configs, strict=True)]}
@@ -176,9 +181,14 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
 
     What the spec leaves as None (feature service, horizon, splits) is derived from the events
     (registry.training_plan); each choice is logged."""
+    head = default_host().head(spec.head)
+    head_overrides = dict(spec.head_config or {})
     events = read_events(settings.events_dir)
     plan = plan_training(
-        events, feature_service=spec.feature_service, horizon_days=spec.horizon_days, splits=spec.splits
+        events,
+        feature_service=spec.feature_service,
+        horizon_days=resolve_horizon(spec.horizon_days, head_overrides, spec.splits),
+        splits=spec.splits,
     )
     _check_registry(settings)
     for line in plan.notes:
@@ -189,7 +199,16 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     fields = {f.name: f.dtype for p in service.feature_view_projections for f in p.features}
     feature_refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     encoder_name, encoder_config = spec.encoder_plan(fields)  # before the (slow) training sets: fail fast
-    head_cls = default_host().head(spec.head).cls
+    # The horizon is one number: the labels' window, and the head config's `horizon_days` when it has one.
+    if any(f.name == "horizon_days" for f in dataclasses.fields(head.cls.config_class)):
+        head_overrides["horizon_days"] = horizon_days
+    try:
+        head_config = config_from_dict(head.cls.config_class, head_overrides)  # unknown options fail now
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"head {spec.head!r}: {exc}; fix --head-config (`shopscore plugins` lists options)"
+        ) from None
+    label = LabelSpec(head.cls.label, _blamed(head, "compute_label", head.cls.compute_label), head_config)
 
     valid_cutoffs = [] if splits.valid_cutoff is None else [splits.valid_cutoff]
     with progress.stage(f"point-in-time training set from Feast ({plan.feature_service})"):
@@ -199,6 +218,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
             service_name=plan.feature_service,
             cutoffs=[*splits.train_cutoffs, *valid_cutoffs, splits.test_cutoff],
             horizon_days=horizon_days,
+            label=label,
             memory_budget_bytes=_memory_budget(settings),
         )
         train_rows, valid_rows, test_rows = splits.split(rows)
@@ -206,13 +226,13 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
 
     config = spec.train or TrainConfig(device=settings.device)
     # Some heads size themselves from the training labels (a class vocabulary), so ask before building.
-    head_config = {"horizon_days": horizon_days, **(spec.head_config or {})}
-    head_config = head_cls.config_from_data(head_config, train_rows)
+    with blame(head, "head", "config_from_data"):
+        head_config_dict = head.cls.config_from_data(head_overrides, train_rows)
     model = ShopModel.build(
         encoder_name,
         encoder_config,
         spec.head,
-        head_config,
+        head_config_dict,
         feature_service=plan.feature_service,
         seed=config.seed,
     )
@@ -235,6 +255,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         "rows": {"train": len(train_rows), "valid": len(valid_rows), "test": len(test_rows)},
         "encoder": encoder_name,
         "head": spec.head,
+        "task": task_lineage(model.head),
         "plugins": {part: info for part, info in model.plugins.items()},
         "device": result.device,
         "code_version": _code_version(),
@@ -262,6 +283,46 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
             params=params,
             created_by=getpass.getuser(),
         )
+
+
+def task_lineage(head: Head) -> dict[str, Any]:
+    """What a version records of its head's task: the report, the console and promotion read it."""
+    evaluation = head.evaluation
+    return {
+        "label": head.label,
+        "answer": head.answer.name,
+        "answer_type": head.answer.type.name,
+        "evaluation": evaluation.name,
+        "headline": list(evaluation.headline),
+        "promotion_metric": f"test_{evaluation.promotion_metric}",
+        "greater_is_better": evaluation.greater_is_better,
+    }
+
+
+def resolve_horizon(horizon_days: int | None, head_config: dict[str, Any], splits: Splits | None) -> int | None:
+    """The horizon asked for, by --horizon-days, the head config's `horizon_days` or the splits; they must
+    agree. None: derive it from the events."""
+    asked = {
+        source: int(value)
+        for source, value in (
+            ("--horizon-days", horizon_days),
+            ("the head config's horizon_days", head_config.get("horizon_days")),
+            ("the splits", None if splits is None else splits.horizon_days),
+        )
+        if value is not None
+    }
+    if len(set(asked.values())) > 1:
+        given = ", ".join(f"{source} = {days}" for source, days in asked.items())
+        raise UserError(f"the label horizon is given twice with different values ({given}); give it once")
+    return next(iter(asked.values()), None)
+
+
+def _blamed(head: Registered, method: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        with blame(head, "head", method):
+            return function(*args)
+
+    return call
 
 
 def _check_registry(settings: Settings) -> None:

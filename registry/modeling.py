@@ -1,5 +1,10 @@
 """A shopscore model: one encoder plugin + one head plugin, saved as config.json + model.safetensors.
 
+`ShopModel` is also the boundary between core and plugin code: every call into a part goes through one of
+its methods, which check what the part returns (the encoder's `(B, output_dim)` floating-point output, one
+answer per row of the declared type) and turn any exception into a PluginError naming the plugin, its
+package, the part and the method.
+
 `save_pretrained(dir)` / `ShopModel.from_pretrained(dir)` follow Hugging Face's conventions: the config
 names the plugins (and their package versions) and holds each part's config dataclass; the weights,
 including fitted normalisation buffers, are a safetensors file. Nothing is pickled.
@@ -21,7 +26,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
-from registry.plugin_host import PluginError, PluginHost, Registered, building_with, default_host
+from registry.plugin_host import (
+    PluginError,
+    PluginHost,
+    Registered,
+    building_with,
+    default_host,
+    describe_plugin,
+    disable_hint,
+)
 
 FORMAT = "shopscore-model/1"
 CONFIG_FILE = "config.json"
@@ -60,9 +73,9 @@ class ShopModel(nn.Module):
         enc, hd = host.encoder(encoder_name), host.head(head_name)
         with torch.random.fork_rng(devices=[]), building_with(host):
             torch.manual_seed(seed)
-            with _blame("encoder", encoder_name, enc, encoder_config):
+            with _building("encoder", encoder_name, enc, encoder_config):
                 encoder = enc.cls(config_from_dict(enc.cls.config_class, encoder_config))
-            with _blame("head", head_name, hd, head_config):
+            with _building("head", head_name, hd, head_config):
                 head = hd.cls(config_from_dict(hd.cls.config_class, head_config), encoder.output_dim)
         plugins: dict[str, Any] = {
             "encoder": _provenance(enc, encoder_name),
@@ -77,8 +90,92 @@ class ShopModel(nn.Module):
     def features(self) -> list[str]:
         return self.encoder.features
 
+    # ---- calls into the parts, each checked and blamed on its plugin -----------------------------------
+    def _blame(self, part: str, method: str) -> _Blame:
+        return _Blame(part, self.plugins[part], method)
+
+    def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        with self._blame("encoder", "featurize"):
+            batch = self.encoder.featurize(frame)
+            if not isinstance(batch, dict) or not all(isinstance(v, torch.Tensor) for v in batch.values()):
+                raise TypeError(f"featurize must return a dict of tensors, not {type(batch).__name__}")
+            return batch
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The encoder's `(B, output_dim)` representation, checked (B: the batch's first dimension)."""
+        with self._blame("encoder", "forward"):
+            h = self.encoder(batch)
+            rows = len(next(iter(batch.values()))) if batch else None
+            if (
+                not (isinstance(h, torch.Tensor) and h.is_floating_point())
+                or h.dim() != 2
+                or (h.shape[1] != self.encoder.output_dim or (rows is not None and h.shape[0] != rows))
+            ):
+                shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+                dtype = f" {h.dtype}" if isinstance(h, torch.Tensor) else ""
+                raise TypeError(
+                    f"forward returned {shape}{dtype}; an encoder must return a floating-point tensor of shape "
+                    f"(batch rows, output_dim) = ({rows}, {self.encoder.output_dim})"
+                )
+            return h
+
     def forward(self, batch: dict[str, torch.Tensor], target: torch.Tensor | None = None):
-        return self.head(self.encoder(batch), target)  # ((B,), loss | None)
+        h = self.encode(batch)
+        with self._blame("head", "forward"):
+            return self.head(h, target)  # (raw outputs, loss | None)
+
+    def labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        with self._blame("head", "labelled"):
+            return self.head.labelled(frame)
+
+    def target(self, frame: pd.DataFrame) -> torch.Tensor:
+        with self._blame("head", "target"):
+            return self.head.target(frame)
+
+    def fit_encoder(self, frame: pd.DataFrame) -> None:
+        with self._blame("encoder", "fit"):
+            self.encoder.fit(frame)
+
+    def calibrate(self, outputs: torch.Tensor, target: torch.Tensor) -> None:
+        with self._blame("head", "calibrate"):
+            self.head.calibrate(outputs, target)
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        with self._blame("head", "predict"):
+            return self.head.predict(outputs)
+
+    def metrics(self, target: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+        with self._blame("head", "metrics"):
+            return {k: float(v) for k, v in self.head.metrics(target, predictions).items()}
+
+    def answers(self, predictions: np.ndarray, *, check: bool = False) -> list[Any]:
+        """One answer per row; with `check`, each is checked against the head's declared answer type."""
+        with self._blame("head", "answers"):
+            answers = self.head.answers(predictions)
+            if len(answers) != len(predictions):
+                raise ValueError(f"answers returned {len(answers)} answers for {len(predictions)} rows")
+            if check:
+                answer = self.head.answer
+                for value in answers:
+                    if (problem := answer.type.problem(value)) is not None:
+                        raise TypeError(
+                            f"answer {answer.name!r} must be {answer.type.description}: {problem}"
+                        )
+            return answers
+
+    def check_parts(self, batch: dict[str, torch.Tensor]) -> None:
+        """Run one batch through both parts and check every output (first training batch, loading to serve)."""
+        with torch.no_grad():
+            outputs, _ = self(batch)
+            self.answers(self.predict(outputs.float()).cpu().numpy(), check=True)
+
+    def self_check(self) -> None:
+        """Check the parts on two users the online store knows nothing about (every feature null), which any
+        served model must answer: a model that fails is refused before it serves."""
+        self.eval()
+        probe = pd.DataFrame({name: [None, None] for name in self.features}, dtype=object)
+        device = next(self.parameters()).device
+        self.check_parts({k: v.to(device) for k, v in self.featurize(probe).items()})
 
     @torch.inference_mode()
     def predict_frame(self, frame: pd.DataFrame, *, batch_size: int = 4096) -> np.ndarray:
@@ -87,10 +184,10 @@ class ShopModel(nn.Module):
         device = next(self.parameters()).device
         out = []
         for start in range(0, len(frame), batch_size):
-            batch = self.encoder.featurize(frame.iloc[start : start + batch_size])
+            batch = self.featurize(frame.iloc[start : start + batch_size])
             batch = {k: v.to(device) for k, v in batch.items()}
             logits, _ = self(batch)
-            out.append(self.head.predict(logits).cpu().numpy())
+            out.append(self.predict(logits).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     @torch.inference_mode()
@@ -105,9 +202,10 @@ class ShopModel(nn.Module):
         if featurize_values is None or values.dtype == object:  # object: list features need the frame path
             return self.predict_frame(pd.DataFrame(values, columns=names, copy=False))
         device = next(self.parameters()).device
-        batch = {k: v.to(device) for k, v in featurize_values(names, values).items()}
+        with self._blame("encoder", "featurize_values"):
+            batch = {k: v.to(device) for k, v in featurize_values(names, values).items()}
         logits, _ = self(batch)
-        return self.head.predict(logits).cpu().numpy()
+        return self.predict(logits).cpu().numpy()
 
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -156,6 +254,12 @@ class ShopModel(nn.Module):
         return model.to(device).eval()
 
 
+def blame(registered: Registered, part: str, method: str) -> _Blame:
+    """For core calling a part's class-level method (compute_label, config_from_data, select_features):
+    an exception inside becomes a PluginError naming the plugin, the part and the method."""
+    return _Blame(part, _provenance(registered, registered.cls.name), method)
+
+
 def _provenance(registered: Registered, name: str) -> dict[str, Any]:
     """What config.json records about a part's origin, checked again on load."""
     return {
@@ -184,8 +288,31 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
         )
 
 
+class _Blame:
+    """Turns an exception raised inside a part's method into one PluginError naming plugin, part and method
+    (a plain class, not a generator: it runs on the serving hot path)."""
+
+    __slots__ = ("part", "info", "method")
+
+    def __init__(self, part: str, info: dict[str, Any], method: str) -> None:
+        self.part, self.info, self.method = part, info, method
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, PluginError) or not isinstance(exc, Exception):
+            return
+        plugin = self.info.get("plugin") or "?"
+        who = describe_plugin(plugin, self.info.get("package"), self.info.get("version"))
+        raise PluginError(
+            f"{self.part} {self.info.get('name')!r} of {who} failed in {self.method}: {type(exc).__name__}: {exc}; "
+            f"{disable_hint(plugin)}"
+        ) from exc
+
+
 @contextlib.contextmanager
-def _blame(kind: str, name: str, registered: Registered, config: dict[str, Any]) -> Iterator[None]:
+def _building(kind: str, name: str, registered: Registered, config: dict[str, Any]) -> Iterator[None]:
     """A part that cannot be built from its config fails naming the part, its plugin and the option to fix."""
     try:
         yield

@@ -1,56 +1,206 @@
-"""Finds plugins through the `shopscore` entry-point group and collects what they register.
+"""The plugin host: loads plugins through the `shopscore` entry-point group and calls their hooks.
 
 Built-in parts (the top-level `plugins` package) are loaded exactly like a team's package: core never
 imports them by name. `SHOPSCORE_LOAD_PLUGINS` (comma-separated entry-point names) is an allowlist,
 `SHOPSCORE_DISABLE_PLUGINS` a blocklist.
+
+`PluginHost` is the only caller of hooks: one typed method per hook (registry.hookspecs), each calling one
+plugin at a time through pluggy so that a veto, a failure or a registered part always names its plugin.
+The registry (lifecycle and promotion hooks) and training (parts) share the process-wide host.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
+import difflib
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from registry import hookspecs
-from registry.components import ANSWER_FIELDS, Encoder, Head
+
+if TYPE_CHECKING:
+    from registry.db.records import AliasEvent, ModelVersion
 
 GROUP = "shopscore"
+log = logging.getLogger("shopscore.plugins")
 
 
 class PluginError(RuntimeError):
-    """A plugin failed to load or registered something invalid. The message names the plugin and the fix."""
+    """A plugin failed to load, registered something invalid or raised. The message names the plugin and the
+    fix."""
 
 
-@dataclass
+def new_plugin_manager() -> pluggy.PluginManager:
+    """The one place a pluggy PluginManager is made: shopscore's hookspecs, no plugins yet."""
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+@dataclass(frozen=True)
 class Registered:
-    """One registered component class and the plugin (entry-point name) plus package that provided it."""
+    """One registered part class and the plugin (entry-point name) plus package that provided it."""
 
     cls: type
     plugin: str
     package: str | None
     package_version: str | None
 
+    def describe(self) -> str:
+        """E.g. "plugin 'acme' (package shopscore-acme 0.3.0)"."""
+        return describe_plugin(self.plugin, self.package, self.package_version)
 
-@dataclass
+
+def describe_plugin(plugin: str, package: str | None, version: str | None = None) -> str:
+    where = f" (package {package}{' ' + version if version else ''})" if package else ""
+    return f"plugin {plugin!r}{where}"
+
+
+def disable_hint(plugin: str) -> str:
+    return f"if the plugin is at fault, fix it or disable it with SHOPSCORE_DISABLE_PLUGINS={plugin}"
+
+
 class PluginHost:
-    pm: pluggy.PluginManager
-    encoders: dict[str, Registered] = field(default_factory=dict)
-    heads: dict[str, Registered] = field(default_factory=dict)
-    # plugin name -> (distribution name, version)
-    packages: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """The loaded plugins: their parts (encoders and heads) and one typed method per lifecycle hook."""
+
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        self.pm = pm or new_plugin_manager()
+        # plugin name -> (distribution name, version)
+        self.packages: dict[str, tuple[str | None, str | None]] = {}
+        self._parts: tuple[dict[str, Registered], dict[str, Registered]] | None = None
+
+    # ------------------------------------------------------------------------------------ plugins
+
+    def add(
+        self, module: object, name: str, *, package: str | None = None, version: str | None = None
+    ) -> None:
+        """Register a plugin module (what loading an entry point does; tests and tools call it directly).
+        A function marked @hookimpl whose name is not a shopscore hook is refused, naming the plugin."""
+        self.pm.register(module, name=name)
+        self.packages[name] = (package, version)
+        self._parts = None
+        for caller in self.pm.get_hookcallers(module) or []:
+            if not caller.has_spec():
+                self.pm.unregister(module)
+                known = sorted(n for n, c in vars(self.pm.hook).items() if c.has_spec())
+                close = difflib.get_close_matches(caller.name, known, n=1)
+                guess = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginError(
+                    f"{describe_plugin(name, package, version)} implements hook {caller.name!r}, which shopscore "
+                    f"does not define{guess} The hooks are {', '.join(known)} (docs/plugins.md); rename the "
+                    f"function, or disable the plugin with SHOPSCORE_DISABLE_PLUGINS={name}"
+                )
+
+    def _one_by_one(self, caller: pluggy.HookCaller) -> Iterator[tuple[str, pluggy.HookCaller]]:
+        """(plugin name, a caller of that plugin's implementation alone) for each implementation of a hook,
+        so each result and each failure is attributed; pluggy still does the calling."""
+        plugins = self.pm.get_plugins()
+        for impl in caller.get_hookimpls():
+            others = [p for p in plugins if p is not impl.plugin]
+            yield impl.plugin_name, self.pm.subset_hook_caller(caller.name, remove_plugins=others)
+
+    def _describe(self, plugin: str) -> str:
+        return describe_plugin(plugin, *self.packages.get(plugin, (None, None)))
+
+    # -------------------------------------------------------------------------------------- parts
+
+    @property
+    def encoders(self) -> dict[str, Registered]:
+        return self._collected()[0]
+
+    @property
+    def heads(self) -> dict[str, Registered]:
+        return self._collected()[1]
 
     def encoder(self, name: str) -> Registered:
         return _lookup(self.encoders, name, "encoder")
 
     def head(self, name: str) -> Registered:
         return _lookup(self.heads, name, "head")
+
+    def _collected(self) -> tuple[dict[str, Registered], dict[str, Registered]]:
+        # Parts import torch; collected on first use so that the registry's use of the host stays light.
+        if self._parts is None:
+            from registry.components import Encoder, Head
+
+            encoders: dict[str, Registered] = {}
+            heads: dict[str, Registered] = {}
+            self._register_parts(self.pm.hook.register_encoders, "encoder", Encoder, encoders)
+            self._register_parts(self.pm.hook.register_heads, "head", Head, heads)
+            self._parts = (encoders, heads)
+        return self._parts
+
+    def _register_parts(
+        self, hook: pluggy.HookCaller, kind: str, base: type, table: dict[str, Registered]
+    ) -> None:
+        for plugin, call in self._one_by_one(hook):
+            package, version = self.packages.get(plugin, (None, None))
+
+            def register(
+                cls: type, _plugin: str = plugin, _pkg: str | None = package, _ver: str | None = version
+            ):
+                registered = Registered(cls, _plugin, _pkg, _ver)
+                _check_part(registered, kind, base, table)
+                table[cls.name] = registered
+
+            try:
+                call(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"{self._describe(plugin)} raised in register_{kind}s: {type(exc).__name__}: {exc}; "
+                    f"{disable_hint(plugin)}"
+                ) from exc
+
+    # -------------------------------------------------------------------------------- lifecycle hooks
+
+    def check_promotion(self, candidate: ModelVersion, current: ModelVersion | None) -> list[str]:
+        """Every veto from `check_promotion` implementations, each prefixed with its plugin. One that raises
+        vetoes too: a check that could not run has not passed."""
+        reasons: list[str] = []
+        for plugin, call in self._one_by_one(self.pm.hook.check_promotion):
+            try:
+                (result,) = call(candidate=candidate, current=current) or [None]
+            except Exception as exc:
+                reasons.append(
+                    f"{self._describe(plugin)}: check_promotion raised {type(exc).__name__}: {exc} "
+                    f"({disable_hint(plugin)})"
+                )
+                continue
+            if result is not None:
+                reasons += [
+                    f"plugin {plugin!r}: {r}" for r in ([result] if isinstance(result, str) else result)
+                ]
+        return reasons
+
+    def on_model_registered(self, version: ModelVersion) -> None:
+        self._notify(self.pm.hook.on_model_registered, version=version)
+
+    def on_alias_changed(self, event: AliasEvent) -> None:
+        self._notify(self.pm.hook.on_alias_changed, event=event)
+
+    def _notify(self, hook: pluggy.HookCaller, **kwargs: Any) -> None:
+        """Call a lifecycle hook after a commit. A failure is logged, not raised: the change it reacts to is
+        committed, and an exception would make the caller believe it was not."""
+        for plugin, call in self._one_by_one(hook):
+            try:
+                call(**kwargs)
+            except Exception as exc:
+                log.error(
+                    "%s failed in %s: %s: %s; the registry change itself is committed; %s",
+                    self._describe(plugin), hook.name, type(exc).__name__, exc, disable_hint(plugin),
+                    exc_info=exc,
+                )  # fmt: skip
 
 
 def _lookup(table: dict[str, Registered], name: str, kind: str) -> Registered:
@@ -64,6 +214,63 @@ def _lookup(table: dict[str, Registered], name: str, kind: str) -> Registered:
         ) from None
 
 
+def _check_part(part: Registered, kind: str, base: type, table: dict[str, Registered]) -> None:
+    """Refuse a part class that core could not use, naming the plugin and what to set."""
+    cls, who = part.cls, part.describe()
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(
+            f"{who} registered {cls!r} as a {kind}, but it is not a subclass of registry.plugin_api."
+            f"{base.__name__}; register the class itself, derived from {base.__name__}"
+        )
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(
+            f'{who}: {kind} {cls.__name__} has no `name`; set a class attribute, e.g. name = "my_{kind}"'
+        )
+    config_class = getattr(cls, "config_class", None)
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise PluginError(
+            f"{who}: {kind} {name!r} ({cls.__name__}) needs `config_class`, a dataclass its __init__ takes "
+            f"(models are saved as that config's JSON), not {config_class!r}"
+        )
+    if kind == "head":
+        _check_head(cls, name, who, table)
+    if name in table:
+        raise PluginError(
+            f"{who} registered {kind} {name!r}, already registered by {table[name].describe()}; rename one of "
+            f"them or disable a plugin with SHOPSCORE_DISABLE_PLUGINS"
+        )
+
+
+def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered]) -> None:
+    from registry.components import Head
+    from registry.tasks import Answer, Evaluation
+
+    problems = []
+    if not isinstance(getattr(cls, "label", None), str):
+        problems.append('`label`, the label column\'s name as a class attribute (e.g. label = "label_churn")')
+    if cls.compute_label.__func__ is Head.compute_label.__func__:  # type: ignore[attr-defined]
+        problems.append("`compute_label(window)`, a classmethod computing the label from the window's events")
+    answer = getattr(cls, "answer", None)
+    if not isinstance(answer, Answer):
+        problems.append(
+            "`answer`, an Answer(name, type, description) such as Answer('churn_probability', PROBABILITY, ...)"
+        )
+    elif answer.problem():
+        problems.append(f"a valid `answer`: {answer.problem()}")
+    if not isinstance(getattr(cls, "evaluation", None), Evaluation):
+        problems.append("`evaluation`, one of BINARY, REGRESSION, CATEGORIES")
+    if problems:
+        raise PluginError(f"{who}: head {name!r} ({cls.__name__}) needs " + "; ".join(problems))
+    for other in heads.values():
+        if other.cls.answer.name == answer.name and other.cls.answer.type != answer.type:
+            raise PluginError(
+                f"{who}: head {name!r} answers {answer.name!r} as {answer.type.name}, but head "
+                f"{other.cls.name!r} of {other.describe()} answers {answer.name!r} as {other.cls.answer.type.name}; "
+                f"one served field has one type: rename the answer"
+            )
+
+
 def _names_from_env(variable: str) -> set[str] | None:
     raw = os.environ.get(variable)
     if raw is None:
@@ -71,79 +278,25 @@ def _names_from_env(variable: str) -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def _collect(host: PluginHost, kind: str, base: type, table: dict[str, Registered]) -> None:
-    hook = getattr(host.pm.hook, f"register_{kind}s")
-    for impl in hook.get_hookimpls():
-        plugin_name = impl.plugin_name
-        package, version = host.packages.get(plugin_name, (None, None))
-
-        def register(
-            cls: type,
-            _plugin: str = plugin_name,
-            _package: str | None = package,
-            _version: str | None = version,
-        ) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                raise PluginError(
-                    f"plugin {_plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
-                    f"registry.{base.__name__}; register the class itself, derived from {base.__name__}"
-                )
-            name = getattr(cls, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(
-                    f"plugin {_plugin!r}: {kind} {cls.__name__} has no `name`; set a class attribute, "
-                    f'e.g. name = "my_{kind}"'
-                )
-            config_class = getattr(cls, "config_class", None)
-            if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
-                raise PluginError(
-                    f"plugin {_plugin!r}: {kind} {name!r} ({cls.__name__}) needs `config_class`, a dataclass "
-                    f"its __init__ takes (models are saved as that config's JSON), not {config_class!r}"
-                )
-            if kind == "head" and getattr(cls, "answer", None) not in ANSWER_FIELDS:
-                raise PluginError(
-                    f"plugin {_plugin!r}: head {name!r} ({cls.__name__}) answers {cls.answer!r}, which a Score "
-                    f"cannot carry; set `answer` to one of {sorted(ANSWER_FIELDS)}"
-                )
-            if name in table:
-                raise PluginError(
-                    f"plugin {_plugin!r} registered {kind} {name!r}, already registered by plugin "
-                    f"{table[name].plugin!r}; rename one of them or disable a plugin with "
-                    f"SHOPSCORE_DISABLE_PLUGINS"
-                )
-            table[name] = Registered(cls, _plugin, _package, _version)
-
-        impl.function(register=register)
-
-
 def load_plugins() -> PluginHost:
-    """Load every allowed entry point of the `shopscore` group and collect encoders and heads."""
-    pm = pluggy.PluginManager(GROUP)
-    pm.add_hookspecs(hookspecs)
-    host = PluginHost(pm)
+    """Load every allowed entry point of the `shopscore` group."""
+    host = PluginHost()
     allow = _names_from_env("SHOPSCORE_LOAD_PLUGINS")
     deny = _names_from_env("SHOPSCORE_DISABLE_PLUGINS") or set()
     for ep in importlib.metadata.entry_points(group=GROUP):
-        if (allow is not None and ep.name not in allow) or ep.name in deny or pm.has_plugin(ep.name):
+        if (allow is not None and ep.name not in allow) or ep.name in deny or host.pm.has_plugin(ep.name):
             continue
         dist = ep.dist
-        package = dist.name if dist else None
+        package, version = (dist.name, dist.version) if dist else (None, None)
         try:
             module = ep.load()
         except Exception as exc:  # any import failure must name the plugin, not surface as a bare traceback
             raise PluginError(
-                f"plugin {ep.name!r} (package {package or 'unknown'}) failed to import {ep.value!r}: "
-                f"{exc!r}. "
+                f"{describe_plugin(ep.name, package, version)} failed to import {ep.value!r}: {exc!r}. "
                 f"Fix or reinstall that package, or skip it with SHOPSCORE_DISABLE_PLUGINS={ep.name}"
             ) from exc
-        pm.register(module, name=ep.name)
-        host.packages[ep.name] = (package, dist.version if dist else None)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{exc}. Hook names are listed in docs/plugins.md") from exc
-    _collect(host, "encoder", Encoder, host.encoders)
-    _collect(host, "head", Head, host.heads)
+        host.add(module, ep.name, package=package, version=version)
+    host.encoders  # noqa: B018 -- collect now: a plugin that registers a bad part fails at load, not later
     return host
 
 

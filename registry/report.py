@@ -36,12 +36,20 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from registry.db.errors import UnknownAlias
 from registry.db.records import FieldDiff, ModelVersion
 from registry.db.store import ModelRegistry
-from registry.metrics import calibration_error, clip_probabilities, reliability_bins, top_k_accuracy
-from registry.training import EVALUATION_FILE
+from registry.metrics import (
+    bootstrap_samples,
+    calibration_error,
+    clip_probabilities,
+    reliability_bins,
+    top_k_accuracy,
+)
+from registry.tasks import EVALUATIONS, Evaluation
+from registry.training import EVALUATION_FILE, stacked
 
 REPORT_FILE = "index.html"
 SPLITS = ("valid", "test")
 MAX_K = 10  # top-k accuracy is drawn for k = 1..MAX_K (or the number of classes, if fewer)
+BOOTSTRAP_SAMPLES = 300  # resamples of the test rows behind each 95% interval
 
 
 @dataclass(frozen=True)
@@ -86,21 +94,65 @@ def binary_curves(y_true: np.ndarray, y_prob: np.ndarray) -> BinaryCurves:
     return BinaryCurves(fpr, tpr, precision, recall, float(y_true.mean()), predicted, observed, count)
 
 
-def top_k_curve(labels: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Top-k accuracy for k = 1..min(MAX_K, classes); a label outside `classes` is always a miss."""
-    index = {c: i for i, c in enumerate(classes)}
-    y_index = np.array([index.get(str(c), -1) for c in labels], dtype="int64")
-    return np.array(
-        [top_k_accuracy(y_index, probabilities, k) for k in range(1, min(MAX_K, len(classes)) + 1)]
-    )
+def top_k_curve(target: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Top-k accuracy for k = 1..min(MAX_K, classes); a target of -1 (a class the model does not know) is
+    always a miss."""
+    classes = probabilities.shape[1]
+    return np.array([top_k_accuracy(target, probabilities, k) for k in range(1, min(MAX_K, classes) + 1)])
 
 
-def head_kind(record: ModelVersion) -> str:
-    """binary, regression, multiclass or unknown, from the metrics the head recorded."""
-    for kind, metric in (("binary", "roc_auc"), ("regression", "mae"), ("multiclass", "top1_accuracy")):
-        if f"test_{metric}" in record.metrics:
-            return kind
-    return "unknown"
+def evaluation_of(record: ModelVersion) -> Evaluation | None:
+    """The evaluation the version's head declared (lineage `task`); for a version registered before heads
+    declared one, guessed from the metrics it recorded."""
+    declared = (record.lineage.get("task") or {}).get("evaluation")
+    if declared is None:
+        guesses = (("binary", "roc_auc"), ("regression", "mae"), ("categories", "top1_accuracy"))
+        declared = next((kind for kind, metric in guesses if f"test_{metric}" in record.metrics), None)
+    return EVALUATIONS.get(declared) if declared else None
+
+
+def targets(outputs: pd.DataFrame, record: ModelVersion) -> np.ndarray:
+    """What the metrics compared the scores with: the stored `target` column; versions registered before it
+    was stored compared with the label itself (class names, for categories, mapped to their index here)."""
+    if "target" in outputs:
+        return outputs["target"].to_numpy()
+    classes = record.params.get("head_config", {}).get("categories")
+    if classes:
+        index = {str(c): i for i, c in enumerate(classes)}
+        return np.array([index.get(str(c), -1) for c in outputs["label"]], dtype="int64")
+    return outputs["label"].to_numpy()
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A headline metric on the test rows: the model's and each baseline's value with a 95% interval."""
+
+    metric: str
+    values: dict[str, tuple[float, float, float]]  # scorer -> (value, 2.5th, 97.5th percentile)
+
+
+def headlines(
+    evaluation: Evaluation, outputs: pd.DataFrame, target: np.ndarray, *, n_boot: int = 0
+) -> list[Headline]:
+    """The evaluation's headline metrics on the test rows (validation when there are none) for the model and
+    its baselines (fitted on the validation targets), with bootstrap intervals on the same resamples."""
+    split = "test" if (outputs["split"] == "test").any() else "valid"
+    rows = (outputs["split"] == split).to_numpy()
+    y, score = target[rows], stacked(outputs.loc[rows, "score"])
+    reference = target[(outputs["split"] == "valid").to_numpy()]
+    scorers = {"model": score, **evaluation.baselines(reference, score)}
+    samples = bootstrap_samples(y, scorers, evaluation.headline, n_boot=n_boot or BOOTSTRAP_SAMPLES)
+    out = []
+    for metric, fn in evaluation.headline.items():
+        values = {}
+        for name, predictions in scorers.items():
+            with np.errstate(all="ignore"):
+                point = fn(y, predictions) if len(y) else math.nan
+            drawn = samples[name][metric]
+            low, high = np.nanpercentile(drawn, [2.5, 97.5]) if np.isfinite(drawn).any() else (math.nan,) * 2
+            values[name] = (float(point), float(low), float(high))
+        out.append(Headline(f"{split}_{metric}", values))
+    return out
 
 
 def read_outputs(artifact_dir: Path) -> pd.DataFrame | None:
@@ -144,7 +196,7 @@ def _split_rows(outputs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
     plt = _pyplot()
     curves = {
-        s: binary_curves(r["label"].to_numpy(), r["score"].to_numpy())
+        s: binary_curves(r["target"].to_numpy(), r["score"].to_numpy())
         for s, r in _split_rows(outputs).items()
     }
     roc, ax = plt.subplots(figsize=(5, 4.5))
@@ -166,7 +218,7 @@ def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, P
         used = c.bin_count > 0
         ax.plot(c.bin_predicted[used], c.bin_observed[used], "o-", label=f"{split}: ECE {c.ece:.3f}")
     ax.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
-    ax.set(xlabel="mean predicted probability (10 bins)", ylabel="observed purchase rate",
+    ax.set(xlabel="mean predicted probability (10 bins)", ylabel="observed positive rate",
            title="Calibration (reliability)", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
     ax.legend(loc="upper left")
     return [
@@ -184,7 +236,7 @@ def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[st
     fig, ax = plt.subplots(figsize=(5, 4.5))
     top = 1.0
     for split, rows in _split_rows(outputs).items():
-        actual, predicted = rows["label"].to_numpy(float), rows["score"].to_numpy(float)
+        actual, predicted = rows["target"].to_numpy(float), rows["score"].to_numpy(float)
         ax.scatter(predicted, actual, s=6, alpha=0.4, label=f"{split} ({len(rows):,} rows)")
         top = max(top, float(np.nanmax(actual)), float(np.nanmax(predicted)))
     ax.plot([0, top], [0, top], "k:", label="predicted = actual")
@@ -193,28 +245,27 @@ def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[st
     return [("Predicted against actual (symmetric log axes)", figures.save(fig, "predicted_vs_actual.png"))]
 
 
-def _multiclass_plots(figures: _Figures, outputs: pd.DataFrame, classes: list[str]) -> list[tuple[str, Path]]:
+def _categories_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
+    classes = 0
     for split, rows in _split_rows(outputs).items():
-        curve = top_k_curve(rows["label"].to_numpy(), np.stack(rows["score"].to_numpy()), classes)
+        probabilities = stacked(rows["score"])
+        classes = probabilities.shape[1]
+        curve = top_k_curve(rows["target"].to_numpy(), probabilities)
         ax.plot(np.arange(1, len(curve) + 1), curve, "o-", label=f"{split}: top-1 {curve[0]:.3f}")
     ax.set(
         xlabel="k", ylabel="share of rows whose class is in the top k", title="Top-k accuracy", ylim=(0, 1)
     )
     ax.legend(loc="lower right")
-    return [(f"Top-k accuracy over {len(classes)} classes", figures.save(fig, "top_k.png"))]
+    return [(f"Top-k accuracy over {classes} classes", figures.save(fig, "top_k.png"))]
 
 
-HEADLINE = {
-    "binary": ("roc_auc", "pr_auc"),
-    "regression": ("mae", "rmse"),
-    "multiclass": ("top1_accuracy", "top3_accuracy"),
-}
+PLOTS = {"binary": _binary_plots, "regression": _regression_plots, "categories": _categories_plots}
 
 
 def _training_plots(
-    figures: _Figures, history: list[dict[str, Any]], kind: str, best_epoch: float | None
+    figures: _Figures, history: list[dict[str, Any]], evaluation: Evaluation | None, best_epoch: float | None
 ) -> tuple[list[tuple[str, Path]], list[str]]:
     plt = _pyplot()
     frame = pd.DataFrame(history)
@@ -227,7 +278,8 @@ def _training_plots(
     ax.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
     ax.legend()
     plots.append(("Loss per epoch", figures.save(fig, "loss.png")))
-    shown = [f"valid_{m}" for m in HEADLINE.get(kind, ()) if f"valid_{m}" in frame]
+    headline = evaluation.headline if evaluation else ()
+    shown = [f"valid_{m}" for m in headline if f"valid_{m}" in frame]
     if shown:
         fig, ax = plt.subplots(figsize=(5, 4))
         for column in shown:
@@ -262,6 +314,18 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _headline_table(rows: list[Headline]) -> str:
+    """metric | model | each baseline, as `value [low, high]`."""
+    if not rows:
+        return ""
+    scorers = list(rows[0].values)
+    cells = [
+        [h.metric, *(f"{v:.4f} [{lo:.4f}, {hi:.4f}]" for v, lo, hi in (h.values[s] for s in scorers))]
+        for h in rows
+    ]
+    return _table(["", *[s if s == "model" else f"baseline: {s}" for s in scorers]], cells)
 
 
 def _side_by_side(diffs: tuple[FieldDiff, ...], left: int, right: int) -> str:
@@ -311,36 +375,29 @@ def write_report(
     if holder is not None and holder.version == record.version:
         notes.append(f"This version holds alias {alias!r}: it is what is served, nothing to compare with.")
         holder = None
-    kind = head_kind(record)
+    evaluation = evaluation_of(record)
     outputs = read_outputs(artifact)
     curves: list[tuple[str, Path]] = []
+    headline_html = ""
     if outputs is None:
         notes.append(
             f"Curves are unavailable: version {record.version} was registered before shopscore stored "
             f"per-row evaluation outputs ({EVALUATION_FILE}) with its artifact. Train it again to get them; "
             "the metrics below are the registered ones."
         )
-    elif kind == "binary":
-        curves = _binary_plots(figures, outputs)
-    elif kind == "regression":
-        curves = _regression_plots(figures, outputs)
-    elif kind == "multiclass":
-        classes = record.params.get("head_config", {}).get("categories")
-        if classes:
-            curves = _multiclass_plots(figures, outputs, [str(c) for c in classes])
-        else:
-            notes.append(
-                "Top-k curves need the head's class list (params.head_config.categories); none found."
-            )
-    else:
+    elif evaluation is None:
         notes.append(
-            f"Head {record.lineage.get('head')!r} records none of roc_auc, mae, top1_accuracy, so no curves "
+            f"Head {record.lineage.get('head')!r} declares no evaluation this shopscore knows, so no curves "
             "are drawn; its metrics are in the table."
         )
+    else:
+        outputs = outputs.assign(target=targets(outputs, record))
+        curves = PLOTS[evaluation.name](figures, outputs)
+        headline_html = _headline_table(headlines(evaluation, outputs, outputs["target"].to_numpy()))
     history = record.lineage.get("history") or []
     training: list[tuple[str, Path]] = []
     if history:
-        training, more = _training_plots(figures, history, kind, record.metrics.get("best_epoch"))
+        training, more = _training_plots(figures, history, evaluation, record.metrics.get("best_epoch"))
         notes += more
     else:
         notes.append("No training history was recorded for this version.")
@@ -361,7 +418,7 @@ def write_report(
         params_html = _single(record.params, record.version)
     title = f"{record.model} v{record.version}"
     summary = [
-        ["head", f"{record.lineage.get('head')} ({kind})"],
+        ["head", f"{record.lineage.get('head')} ({evaluation.name if evaluation else 'unknown'} evaluation)"],
         ["encoder", record.lineage.get("encoder")],
         ["feature service", record.feature_service],
         ["status", record.status],
@@ -377,6 +434,8 @@ def write_report(
             f"<h1>{html.escape(title)}</h1>",
             _table(["", ""], summary),
             *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+            "<h2>Headline metrics with 95% bootstrap intervals, against baselines</h2>",
+            headline_html or "<p>None computed (see the notes above).</p>",
             f"<h2>Metrics ({html.escape(compared)})</h2>",
             metrics_html,
             "<h2>Evaluation curves (validation and held-out test rows)</h2>",

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,6 @@ from feast.errors import FeastObjectNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.artifacts import fetch_artifact
-from registry.components import CategoryProbability
 from registry.db import validate
 from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
@@ -38,6 +37,7 @@ from registry.features.store import FeatureRepoError, open_store
 from registry.modeling import ShopModel
 from registry.serving.config import ServingConfig
 from registry.settings import Settings
+from registry.tasks import CategoryProbability
 from registry.training import resolve_device
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -55,11 +55,10 @@ class InvalidUserId(ValueError):
 
 @dataclass(frozen=True)
 class Score:
-    """One user's answer. The model's head decides which answer field is set (`answer` names it; the others
-    are None): `probability` (purchase), `expected_spend` (spend) or `top_categories` (next_category)."""
+    """One user's answer: `value`, of the kind the model's head declares (`answer` names it, e.g.
+    `probability`, `expected_spend`, `top_categories`, or a plugin's own such as `churn_probability`)."""
 
     user_id: int
-    probability: float | None
     model: str
     version: int
     # The alias that answered: the requested one, or the one a traffic split chose (registry.serving.config).
@@ -73,21 +72,34 @@ class Score:
     # The online store has nothing for this user: the score is the model's answer for a user with no
     # activity at all.
     cold_start: bool
-    # The head plugin behind the answer and the field that carries it (a key of ANSWER_FIELDS).
+    # The head plugin behind the answer, the answer's name and its value (a number, or a tuple of
+    # CategoryProbability for ranked categories).
     head: str
     answer: str
-    expected_spend: float | None = None
-    top_categories: tuple[CategoryProbability, ...] | None = None
+    value: float | tuple[CategoryProbability, ...]
+
+    def _as(self, answer: str) -> Any:
+        return self.value if self.answer == answer else None
+
+    # Conveniences for the built-in heads' answers (None when the model answers something else).
+    @property
+    def probability(self) -> float | None:
+        return self._as("probability")
 
     @property
-    def value(self) -> float | tuple[CategoryProbability, ...] | None:
-        """The answer, whichever field carries it."""
-        return getattr(self, self.answer)
+    def expected_spend(self) -> float | None:
+        return self._as("expected_spend")
+
+    @property
+    def top_categories(self) -> tuple[CategoryProbability, ...] | None:
+        return self._as("top_categories")
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if self.top_categories is not None:  # JSON objects, not bare pairs
-            out["top_categories"] = [c._asdict() for c in self.top_categories]
+        """JSON-ready: every field, with the value also under the answer's own name (`"probability": 0.3`)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if isinstance(self.value, tuple):  # ranked categories: JSON objects, not bare pairs
+            out["value"] = [c._asdict() for c in self.value]
+        out[self.answer] = out["value"]
         return out
 
 
@@ -247,7 +259,9 @@ class Scorer:
         with self._lock:
             if key not in self._models:
                 directory = fetch_artifact(version.artifact_uri, version.sha256)
-                self._models[key] = ShopModel.from_pretrained(directory, device=self.device)
+                loaded = ShopModel.from_pretrained(directory, device=self.device)
+                loaded.self_check()  # a version whose parts break their contract is refused, never served
+                self._models[key] = loaded
                 log.info("loaded %s v%d on %s", version.model, version.version, self.device)
             return self._models[key]
 
@@ -371,7 +385,7 @@ class Scorer:
         shop_model = self._model(version)
         names, values, ages, stale = self._online(shop_model.feature_service, ids)
         head = shop_model.head
-        answers = head.answers(shop_model.predict_values(names, values))
+        answers = shop_model.answers(shop_model.predict_values(names, values))
         return [
             Score(
                 user_id=uid,
@@ -383,8 +397,8 @@ class Scorer:
                 stale=bool(is_stale),
                 cold_start=age != age,
                 head=head.name,
-                answer=head.answer,
-                **{"probability": None, head.answer: answer},
+                answer=head.answer.name,
+                value=answer,
             )
             for uid, answer, age, is_stale in zip(ids, answers, ages.tolist(), stale.tolist(), strict=True)
         ]
@@ -448,11 +462,11 @@ class Scorer:
                         "served_alias": main.alias,
                         "served_version": main.version,
                         "served_answer": main.answer,
-                        "served_value": main.to_dict()[main.answer],
+                        "served_value": main.to_dict()["value"],
                         "shadow_alias": other.alias,
                         "shadow_version": other.version,
                         "shadow_answer": other.answer,
-                        "shadow_value": other.to_dict()[other.answer],
+                        "shadow_value": other.to_dict()["value"],
                     },
                     sort_keys=True,
                 )

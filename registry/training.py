@@ -95,11 +95,7 @@ class Splits:
             longest = max(
                 (d for d in range(1, horizon_days) if cls.fits(first_event, last_event, d)), default=None
             )
-            fix = (
-                f"pass --horizon-days {longest} or less"
-                if longest
-                else "import a longer history of events"
-            )
+            fix = f"pass --horizon-days {longest} or less" if longest else "import a longer history of events"
             span = (last_event.floor("D") - first_event.floor("D")).days + 1
             raise SplitError(
                 f"the events span {span} day{'s' * (span != 1)} ({first_event.date()} to {last_event.date()}), too short for a "
@@ -210,22 +206,25 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     np.random.seed(config.seed)
     device = resolve_device(config.device)
     head = model.head
-    train, valid = head.labelled(train), head.labelled(valid)
+    train, valid = model.labelled(train), model.labelled(valid)
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(
             f"head {head.name!r} found no labelled rows ({len(train)} train, {len(valid)} valid) in column "
             f"{head.label!r}; use more data or earlier training cutoffs"
         )
-    model.encoder.fit(train)
+    model.fit_encoder(train)
     model.to(device)
 
     def tensors(frame: pd.DataFrame) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        batch = {k: v.to(device) for k, v in model.encoder.featurize(frame).items()}
-        return batch, head.target(frame).to(device)
+        batch = {k: v.to(device) for k, v in model.featurize(frame).items()}
+        return batch, model.target(frame).to(device)
 
     x_train, y_train = tensors(train)
     x_valid, y_valid = tensors(valid)
-    valid_labels = valid[head.label].to_numpy()
+    valid_target = y_valid.cpu().numpy()
+    # The parts' contract, checked on the first training batch before any epoch is spent.
+    model.eval()
+    model.check_parts({k: v[: config.batch_size] for k, v in x_train.items()})
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(train)
@@ -253,12 +252,12 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
         model.eval()
         with torch.no_grad(), _autocast(device):
             valid_outputs, valid_loss = model(x_valid, y_valid)
-            valid_pred = head.predict(valid_outputs.float()).cpu().numpy()
+            valid_pred = model.predict(valid_outputs.float()).cpu().numpy()
         record: dict[str, float | None] = {
             "epoch": epoch + 1,
             "train_loss": total / n,
             "valid_loss": float(valid_loss),
-            **{f"valid_{k}": _finite(v) for k, v in head.metrics(valid_labels, valid_pred).items()},
+            **{f"valid_{k}": _finite(v) for k, v in model.metrics(valid_target, valid_pred).items()},
         }
         history.append(record)
         epochs.set_postfix(train=f"{record['train_loss']:.4f}", valid=f"{record['valid_loss']:.4f}")
@@ -280,7 +279,7 @@ def fit(model: ShopModel, train: pd.DataFrame, valid: pd.DataFrame, config: Trai
     with torch.no_grad():
         valid_outputs, _ = model(x_valid)
     # Calibrate in float32 on the best weights: post-hoc state must match what is saved and served.
-    head.calibrate(valid_outputs.float().detach(), y_valid)
+    model.calibrate(valid_outputs.float().detach(), y_valid)
     return TrainResult(model=model, history=history, best_epoch=best_epoch, device=str(device))
 
 
@@ -289,13 +288,14 @@ def _finite(value: float) -> float | None:
 
 
 def evaluation_outputs(model: ShopModel, frame: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The model's output on each of the frame's labelled rows: split, user_id, cutoff, label, score.
+    """The model's output on each of the frame's labelled rows: split, user_id, cutoff, label, target, score.
 
-    `score` is what the head predicts (a probability, an amount), or a list of class probabilities for a
+    `label` is the head's label column, `target` what `Head.target` makes of it (what the metrics compare
+    with), `score` what the head predicts (a probability, an amount), or a list of class probabilities for a
     multiclass head. Registered with the version (EVALUATION_FILE), these rows are what its metrics were
-    computed from, so reports can draw curves that agree with them exactly.
+    computed from, so reports can draw curves and intervals that agree with them exactly.
     """
-    labelled = model.head.labelled(frame)
+    labelled = model.labelled(frame)
     y_pred = model.predict_frame(labelled)
     return pd.DataFrame(
         {
@@ -303,22 +303,26 @@ def evaluation_outputs(model: ShopModel, frame: pd.DataFrame, split: str) -> pd.
             "user_id": labelled["user_id"].to_numpy(),
             "cutoff": labelled["event_timestamp"].to_numpy(),
             "label": labelled[model.head.label].to_numpy(),
+            "target": model.target(labelled).cpu().numpy(),
             "score": list(y_pred) if y_pred.ndim > 1 else y_pred,
         }
     )
 
 
+def stacked(column: pd.Series) -> np.ndarray:
+    """A column of per-row arrays (class probabilities) as one 2-D array; other columns as they are."""
+    values = column.to_numpy()
+    return np.stack(values) if values.dtype == object else values
+
+
 def outputs_metrics(model: ShopModel, outputs: pd.DataFrame, prefix: str) -> dict[str, float]:
     """The head's metrics on `evaluation_outputs` rows, each name prefixed (`test_roc_auc`)."""
-    scores = outputs["score"].to_numpy()
-    y_pred = np.stack(scores) if scores.dtype == object else scores
-    metrics = model.head.metrics(outputs["label"].to_numpy(), y_pred)
+    metrics = model.metrics(outputs["target"].to_numpy(), stacked(outputs["score"]))
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
 
 def evaluate(model: ShopModel, frame: pd.DataFrame, prefix: str) -> dict[str, float]:
     """The head's metrics on the frame's labelled rows, each name prefixed (`test_roc_auc`)."""
-    frame = model.head.labelled(frame)
-    y_true = frame[model.head.label].to_numpy()
-    y_pred = model.predict_frame(frame)
-    return {f"{prefix}_{k}": v for k, v in model.head.metrics(y_true, y_pred).items()}
+    labelled = model.labelled(frame)
+    metrics = model.metrics(model.target(labelled).cpu().numpy(), model.predict_frame(labelled))
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}

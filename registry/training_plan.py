@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from registry.features.training_set import entity_rows, labels
+from registry.features.training_set import entity_rows
 from registry.training import SplitError, Splits
 
 CLICKSTREAM_SERVICE = "purchase_v1"
@@ -80,9 +80,13 @@ def default_horizon(events: pd.DataFrame) -> tuple[int, str]:
 
 
 def positive_rate(events: pd.DataFrame, horizon_days: int) -> float:
-    """The purchase label's base rate at the test cutoff `Splits.default_for` would use for this horizon."""
+    """The share of users with history who buy within the horizon after the test cutoff
+    `Splits.default_for` would use for it (whatever head is trained, a horizon without buyers teaches little)."""
     cutoff = events["event_time"].max().floor("D") + pd.Timedelta(days=1 - horizon_days)
-    rows = entity_rows(events, [cutoff])
-    if rows.empty:
+    users = entity_rows(events, [cutoff])["user_id"]
+    if users.empty:
         return 0.0
-    return float(labels(events, rows, horizon_days)["label_purchase"].mean())
+    after = events["event_time"] > cutoff
+    window = events[after & (events["event_time"] <= cutoff + pd.Timedelta(days=horizon_days))]
+    buyers = window.loc[window["event_type"] == "purchase", "user_id"].unique()
+    return float(users.isin(buyers).mean())

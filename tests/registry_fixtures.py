@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from registry_support import PROMOTER_TOKEN, write_model_dir
 
 from registry.db import migrate
-from registry.db.hooks import bare_plugin_manager
 from registry.db.promotion import PromotionPolicy
 from registry.db.store import ModelRegistry
+from registry.plugin_host import PluginHost
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SHOPSCORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -126,7 +126,7 @@ def artifacts_root(tmp_path: Path) -> Path:
 def registry(registry_url: str, artifacts_root: Path, policy: PromotionPolicy) -> Iterator[ModelRegistry]:
     """A registry with no plugins loaded, a promoter token configured and no role."""
     with ModelRegistry.open(
-        registry_url, artifacts_root=artifacts_root, policy=policy, plugin_manager=bare_plugin_manager()
+        registry_url, artifacts_root=artifacts_root, policy=policy, plugins=PluginHost()
     ) as reg:
         yield reg
 

@@ -69,10 +69,10 @@ def init_worker(barrier: Any) -> None:
 
 
 def _open(url: str, artifacts_root: str) -> Any:
-    from registry.db.hooks import bare_plugin_manager
     from registry.db.store import ModelRegistry
+    from registry.plugin_host import PluginHost
 
-    return ModelRegistry.open(url, artifacts_root=artifacts_root, plugin_manager=bare_plugin_manager())
+    return ModelRegistry.open(url, artifacts_root=artifacts_root, plugins=PluginHost())
 
 
 def register_one(url: str, artifacts_root: str, model: str, source: str, lineage: dict[str, Any]) -> int:

@@ -9,13 +9,14 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
+from plugins.purchase import PurchaseHead
 from registry import jobs
 from registry.artifacts import fetch_artifact
 from registry.cli import main
 from registry.db.store import ModelRegistry
 from registry.events.schema import read_events
 from registry.features import store as feast_store
-from registry.features.training_set import build_training_set
+from registry.features.training_set import LabelSpec, build_training_set
 from registry.modeling import ShopModel
 from registry.scoring import Scorer
 from registry.settings import Settings
@@ -56,6 +57,7 @@ def test_promoted_model_beats_chance_on_held_out_users(shop):
         service_name=production.lineage["feature_service"],
         cutoffs=[test_cutoff],
         horizon_days=7,
+        label=LabelSpec(PurchaseHead.label, PurchaseHead.compute_label),
     )
     frame = frame[held_out(frame["user_id"])]
     assert len(frame) > 50 and 0 < frame["label_purchase"].mean() < 1

@@ -14,7 +14,7 @@ from registry import jobs
 from registry.events.schema import write_events
 from registry.features import freshness, lifetime, pipeline, push_events, read_online
 from registry.features import store as feast_store
-from registry.features.training_set import build_training_set, entity_rows, labels
+from registry.features.training_set import LabelSpec, build_training_set, compute_labels, entity_rows
 from registry.settings import Settings
 
 SERVICES = (
@@ -234,22 +234,36 @@ def _comparable(value: object) -> object:
 
 
 def test_labels_come_strictly_after_the_cutoff_within_the_horizon():
+    """Each built-in head computes its own label from the window core hands it, and from nothing else."""
+    from plugins.next_category import NextCategoryHead
+    from plugins.purchase import PurchaseHead
+    from plugins.spend import SpendHead
+
     events = random_events(n=800, users=10, days=40)
-    cutoff = pd.Timestamp("2024-03-15", tz="UTC")
-    rows = entity_rows(events, [cutoff])
-    got = labels(events, rows, horizon_days=5).set_index("user_id")
-    window = events[
-        (events["event_type"] == "purchase")
-        & (events["event_time"] > cutoff)
-        & (events["event_time"] <= cutoff + pd.Timedelta(days=5))
-    ].sort_values("event_time")
-    first_category = window.dropna(subset=["category"]).groupby("user_id")["category"].first()
-    for user, row in got.iterrows():
-        assert row["label_purchase"] == int(user in set(window["user_id"]))
-        expected = first_category.get(user)
-        assert (pd.isna(row["label_next_category"]) and expected is None) or row[
-            "label_next_category"
-        ] == expected
+    cutoffs = [pd.Timestamp("2024-03-15", tz="UTC"), pd.Timestamp("2024-03-25", tz="UTC")]
+    rows = entity_rows(events, cutoffs)
+    got = rows.assign(
+        **{
+            head.label: compute_labels(events, rows, 5, LabelSpec(head.label, head.compute_label)).to_numpy()
+            for head in (PurchaseHead, SpendHead, NextCategoryHead)
+        }
+    )
+    for cutoff in cutoffs:
+        window = events[
+            (events["event_type"] == "purchase")
+            & (events["event_time"] > cutoff)
+            & (events["event_time"] <= cutoff + pd.Timedelta(days=5))
+        ].sort_values("event_time")
+        first_category = window.dropna(subset=["category"]).groupby("user_id")["category"].first()
+        value = (window["price"].fillna(0) * window["quantity"].fillna(1)).groupby(window["user_id"]).sum()
+        for _, row in got[got["event_timestamp"] == cutoff].iterrows():
+            user = row["user_id"]
+            assert row["label_purchase"] == int(user in set(window["user_id"]))
+            assert row["label_spend"] == pytest.approx(value.get(user, 0.0))
+            expected = first_category.get(user)
+            assert (pd.isna(row["label_next_category"]) and expected is None) or row[
+                "label_next_category"
+            ] == expected
     assert got["label_next_category"].notna().any() and got["label_next_category"].isna().any()
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from registry.features.pipeline import feature_columns
-from registry.features.training_set import labels
+from registry.features.training_set import LabelSpec, compute_labels
 from registry.metrics import (
     best_f1_threshold,
     expected_calibration_error,
@@ -215,8 +215,14 @@ def test_next_category_label_is_the_first_purchase_in_the_window():
             "quantity": [1, 1, 1, 1, 1],
         }
     )
+    from plugins.next_category import NextCategoryHead
+    from plugins.purchase import PurchaseHead
+
     rows = pd.DataFrame({"user_id": [1, 2, 3], "event_timestamp": [t, t, t]})
-    out = labels(events, rows, horizon_days=7).set_index("user_id")
+    out = rows.assign(
+        **{h.label: compute_labels(events, rows, 7, LabelSpec(h.label, h.compute_label)).to_numpy()
+           for h in (NextCategoryHead, PurchaseHead)}  # fmt: skip
+    ).set_index("user_id")
     assert out.loc[1, "label_next_category"] == "books"  # earliest purchase after the cutoff, not a view
     assert pd.isna(out.loc[2, "label_next_category"])  # bought after the horizon
     assert pd.isna(out.loc[3, "label_next_category"])  # bought before the cutoff
@@ -266,33 +272,29 @@ def test_train_spec_builds_a_concat_for_several_encoders():
             {"name": "sequence", "config": {"features": ["seq_event_type"]}},
         ]
     }
+    # The keyed form works with one encoder too.
+    keyed = TrainSpec(encoder="mlp", encoder_config={"mlp": {"hidden": [4]}}).encoder_plan(fields)
+    assert keyed == ("mlp", {"features": ["a"], "hidden": [4]})
     with pytest.raises(ValueError, match="encoder_config must map encoder names"):
         TrainSpec(encoder=["mlp", "sequence"], encoder_config={"hidden": [4]}).encoder_plan(fields)
-    with pytest.raises(ValueError, match="mlp encoder reads scalar numeric features"):
+    with pytest.raises(PluginError, match="encoder 'mlp' of plugin 'mlp'.* select_features.*mlp encoder reads scalar"):
         TrainSpec(encoder="mlp").encoder_plan({"seq_event_type": Array(Int64)})
 
 
 def test_concat_builds_its_parts_from_the_host_the_model_is_built_with():
-    import pluggy
     from outside_plugin import acme_shopscore
 
     import plugins.concat
     import plugins.purchase
-    from registry import hookspecs
-    from registry.components import Encoder, Head
-    from registry.plugin_host import PluginHost, _collect
+    from registry.plugin_host import PluginHost
 
-    pm = pluggy.PluginManager("shopscore")
-    pm.add_hookspecs(hookspecs)
+    host = PluginHost()
     for name, module in [
         ("concat", plugins.concat),
         ("purchase", plugins.purchase),
         ("acme", acme_shopscore),
     ]:
-        pm.register(module, name=name)
-    host = PluginHost(pm)
-    _collect(host, "encoder", Encoder, host.encoders)
-    _collect(host, "head", Head, host.heads)
+        host.add(module, name)
     parts = {"parts": [{"name": "bag", "config": {"features": ["a"], "width": 3}}]}
     model = ShopModel.build("concat", parts, "purchase", {}, feature_service="s", host=host)
     assert type(model.encoder.parts[0]).__name__ == "BagEncoder"  # not registered in the process-wide host
@@ -314,3 +316,14 @@ def test_concat_records_its_parts_plugins_and_names_a_missing_one_on_load(tmp_pa
         PluginError, match=r"needs encoder 'bag' from plugin 'acme'.*pip install shopscore-acme"
     ):
         ShopModel.from_pretrained(path)
+
+
+def test_the_horizon_is_one_number_from_wherever_it_is_given():
+    from registry.errors import UserError
+    from registry.jobs import resolve_horizon
+
+    assert resolve_horizon(None, {}, None) is None  # derived from the events
+    assert resolve_horizon(None, {"horizon_days": 14}, None) == 14  # the head config's is the label's
+    assert resolve_horizon(14, {"horizon_days": 14}, None) == 14
+    with pytest.raises(UserError, match=r"given twice.*--horizon-days = 7, the head config's horizon_days = 14"):
+        resolve_horizon(7, {"horizon_days": 14}, None)

@@ -11,10 +11,10 @@ from registry_support import register, write_model_dir
 from registry import hookimpl
 from registry.db import migrate
 from registry.db.errors import PromotionRefused
-from registry.db.hooks import bare_plugin_manager
 from registry.db.promotion import PromotionPolicy
 from registry.db.records import AliasEvent, ModelVersion
 from registry.db.store import ModelRegistry
+from registry.plugin_host import PluginHost
 
 
 class Audit:
@@ -49,13 +49,13 @@ class Broken:
 def audited(tmp_path: Path) -> tuple[ModelRegistry, Audit]:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     migrate.upgrade(url)
-    pm = bare_plugin_manager()
+    pm = PluginHost()
     audit = Audit()
-    pm.register(audit, name="audit")
-    pm.register(Broken(), name="broken")
+    pm.add(audit, "audit")
+    pm.add(Broken(), "broken")
     policy = PromotionPolicy(protected_aliases=frozenset({"production"}), promoter_token=None)
     registry = ModelRegistry.open(
-        url, artifacts_root=tmp_path / "artifacts", policy=policy, plugin_manager=pm, role="promoter"
+        url, artifacts_root=tmp_path / "artifacts", policy=policy, plugins=pm, role="promoter"
     )
     yield registry, audit
     registry.close()
@@ -65,7 +65,7 @@ def test_on_model_registered_sees_the_committed_version_and_a_failure_is_only_lo
     audited, tmp_path, caplog
 ):
     registry, audit = audited
-    with caplog.at_level(logging.ERROR, logger="registry.db"):
+    with caplog.at_level(logging.ERROR, logger="shopscore.plugins"):
         v1 = register(registry, "purchase", write_model_dir(tmp_path / "m1"), pr_auc=0.5)
     assert audit.registered == [v1]
     assert registry.get_version("purchase", 1).version == 1  # the broken plugin did not undo it

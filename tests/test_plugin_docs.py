@@ -1,8 +1,10 @@
 """Meta-tests (after datasette's): every hook is documented in docs/plugins.md, every hook has a test that
-registers an implementation, and the documentation's example plugin runs."""
+registers an implementation, the documentation's example plugin runs, the field contract in the docs is the
+feature repo's, and plugins (the built-in ones too) import nothing from core but registry.plugin_api."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
@@ -12,14 +14,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pluggy
 import pytest
 
 from registry import hookspecs
-from registry.components import Encoder, Head
-from registry.db.hooks import collect_vetoes
+from registry.features.contract import feature_fields, markdown
+from registry.features.training_set import LabelSpec, compute_labels, entity_rows
 from registry.modeling import ShopModel
-from registry.plugin_host import PluginHost, _collect
+from registry.plugin_host import PluginHost
+from registry.training import TrainConfig, evaluate, fit
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs" / "plugins.md"
@@ -78,29 +80,90 @@ def test_example_plugin_in_the_docs_works(tmp_path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    import plugins.purchase
+    host = PluginHost()
+    host.add(module, "acme", package="shopscore-acme", version="0.1.0")
+    assert host.encoder("linear").plugin == "acme" and host.head("churn").plugin == "acme"
 
-    pm = pluggy.PluginManager("shopscore")
-    pm.add_hookspecs(hookspecs)
-    pm.register(module, name="acme")
-    pm.register(plugins.purchase, name="purchase")
-    pm.check_pending()
-    host = PluginHost(pm)
-    _collect(host, "encoder", Encoder, host.encoders)
-    _collect(host, "head", Head, host.heads)
-    assert host.encoder("linear").plugin == "acme"
+    # Its label: 1 for the users who buy nothing after the cutoff, within the horizon.
+    from helpers import random_events
 
-    model = ShopModel.build(
-        "linear", {"features": ["a", "b"]}, "purchase", {}, feature_service="s", host=host
+    events = random_events(n=3000, users=300, days=60)
+    cutoffs = [pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(days=7 * k) for k in range(4)]
+    rows = entity_rows(events, cutoffs)
+    churn = module.ChurnHead
+    rows["label_churn"] = compute_labels(events, rows, 7, LabelSpec(churn.label, churn.compute_label))
+    for cutoff, group in rows.groupby("event_timestamp"):
+        window = events[
+            (events["event_time"] > cutoff) & (events["event_time"] <= cutoff + pd.Timedelta(days=7))
+        ]
+        buyers = set(window.loc[window["event_type"] == "purchase", "user_id"])
+        assert (group["label_churn"] == (~group["user_id"].isin(buyers)).astype(float)).all()
+    assert 0 < rows["label_churn"].mean() < 1
+
+    # Trained on features that carry signal, it is evaluated on its own target.
+    rng = np.random.default_rng(0)
+    rows["a"] = rows["label_churn"] * 2 + rng.normal(size=len(rows))
+    rows["b"] = rng.normal(size=len(rows)) ** 2
+    model = ShopModel.build("linear", {"features": ["a", "b"]}, "churn", {}, feature_service="s", host=host)
+    train, valid = rows[rows["event_timestamp"] < cutoffs[3]], rows[rows["event_timestamp"] == cutoffs[3]]
+    fitted = fit(model, train, valid, TrainConfig(epochs=20, progress=False)).model
+    metrics = evaluate(fitted, valid, "test")
+    assert metrics["test_roc_auc"] > 0.7 and metrics["test_base_rate"] == pytest.approx(
+        valid["label_churn"].mean()
     )
-    probabilities = model.predict_frame(pd.DataFrame({"a": [1.0, np.nan], "b": [0.0, 3.0]}))
-    assert probabilities.shape == (2,) and ((0 < probabilities) & (probabilities < 1)).all()
+    answers = fitted.answers(fitted.predict_frame(valid.head(3)), check=True)
+    assert all(0 < a < 1 for a in answers)
 
     weak = SimpleNamespace(metrics={"test_roc_auc": 0.55})
-    assert collect_vetoes(pm, weak, None) == [
+    assert host.check_promotion(weak, None) == [
         "plugin 'acme': test ROC-AUC 0.550 is below Acme's floor of 0.6"
     ]
-    assert collect_vetoes(pm, SimpleNamespace(metrics={"test_roc_auc": 0.7}), None) == []
+    assert host.check_promotion(SimpleNamespace(metrics={"test_roc_auc": 0.7}), None) == []
 
     pyproject = tomllib.loads(_code_blocks("toml")[0])
     assert pyproject["project"]["entry-points"]["shopscore"] == {"acme": "acme_shopscore"}
+
+
+def test_the_field_contract_in_the_docs_is_the_feature_repos():
+    block = re.search(r"<!-- fields:start -->\n(.*?)<!-- fields:end -->", DOCS.read_text(), flags=re.DOTALL)
+    assert block, "docs/plugins.md lost its <!-- fields:start --> ... <!-- fields:end --> block"
+    assert block.group(1) == markdown(feature_fields(ROOT / "feature_repo")), (
+        "the feature repo's fields changed: paste `shopscore features fields` into docs/plugins.md"
+    )
+
+
+def _core_imports(path: Path) -> set[str]:
+    """Every module under `registry` that a file imports, at any depth of the file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "registry":
+            found.add(
+                node.module
+                if node.module != "registry"
+                else "registry (" + ", ".join(a.name for a in node.names) + ")"
+            )
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "registry"}
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(ROOT / "plugins").glob("*.py"), ROOT / "tests" / "outside_plugin" / "acme_shopscore.py"]),
+    ids=lambda p: p.name,
+)
+def test_plugins_import_only_the_public_plugin_api(path: Path):
+    imported = _core_imports(path) - {"registry.plugin_api"}
+    assert not imported, (
+        f"{path.relative_to(ROOT)} imports {sorted(imported)}; import from registry.plugin_api"
+    )
+
+
+def test_the_docs_document_only_the_public_plugin_api():
+    text = DOCS.read_text()
+    private = set(re.findall(r"registry\.(?!plugin_api\b|modeling\.ShopModel\b|jobs\.train\b)[a-z_.]+", text))
+    assert not private, f"docs/plugins.md points plugin authors at non-public modules: {sorted(private)}"
+    python = _code_blocks("python")[0]
+    assert re.findall(r"^from registry[.\w]* import", python, flags=re.MULTILINE) == [
+        "from registry.plugin_api import"
+    ]

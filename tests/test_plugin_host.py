@@ -7,11 +7,10 @@ import importlib.metadata
 import json
 import warnings
 
-import pluggy
 import pytest
 
-from registry import Encoder, Head, hookimpl
-from registry.plugin_host import PluginError, PluginHost, _collect, load_plugins
+from registry.plugin_api import Encoder, Head, hookimpl
+from registry.plugin_host import PluginError, PluginHost, load_plugins
 
 
 def test_builtin_parts_load_through_entry_points():
@@ -37,13 +36,10 @@ def test_unknown_encoder_names_what_is_available():
 
 
 def _host_with(*plugins: tuple[str, object]) -> PluginHost:
-    from registry import hookspecs
-
-    pm = pluggy.PluginManager("shopscore")
-    pm.add_hookspecs(hookspecs)
+    host = PluginHost()
     for name, plugin in plugins:
-        pm.register(plugin, name=name)
-    return PluginHost(pm)
+        host.add(plugin, name, package=f"shopscore-{name}", version="1.0")
+    return host
 
 
 class NotAnEncoder:
@@ -75,9 +71,9 @@ def test_wrong_type_is_blamed_on_the_plugin():
 
     host = _host_with(("team_bad", Bad))
     with pytest.raises(
-        PluginError, match=r"plugin 'team_bad' registered .*NotAnEncoder.* not a subclass of registry.Encoder"
+        PluginError, match=r"plugin 'team_bad' \(package shopscore-team_bad 1.0\) registered .*NotAnEncoder.* not a subclass of registry.plugin_api.Encoder"
     ):
-        _collect(host, "encoder", Encoder, host.encoders)
+        host.encoders  # noqa: B018
 
 
 def test_duplicate_name_names_both_plugins():
@@ -93,19 +89,22 @@ def test_duplicate_name_names_both_plugins():
 
     host = _host_with(("builtin", Builtin), ("team", Team))
     with pytest.raises(PluginError, match=r"encoder 'mlp', already registered by plugin"):
-        _collect(host, "encoder", Encoder, host.encoders)
+        host.encoders  # noqa: B018
 
 
-def test_misspelled_hook_fails_loudly():
+def test_misspelled_hook_names_the_plugin_its_package_the_hook_and_the_way_out():
     class Typo:
         @staticmethod
         @hookimpl
         def register_encoderz(register):  # not a hook
             pass
 
-    host = _host_with(("typo", Typo))
-    with pytest.raises(pluggy.PluginValidationError, match="register_encoderz"):
-        host.pm.check_pending()
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'typo' \(package shopscore-typo 1.0\) implements hook 'register_encoderz', which "
+        r"shopscore does not define; did you mean 'register_encoders'\?.*SHOPSCORE_DISABLE_PLUGINS=typo",
+    ):
+        _host_with(("typo", Typo))
 
 
 def test_heads_must_derive_from_head():
@@ -116,16 +115,16 @@ def test_heads_must_derive_from_head():
             register(Team.TeamEncoder)
 
     host = _host_with(("wrong", Wrong))
-    with pytest.raises(PluginError, match="not a subclass of registry.Head"):
-        _collect(host, "head", Head, host.heads)
+    with pytest.raises(PluginError, match="not a subclass of registry.plugin_api.Head"):
+        host.heads  # noqa: B018
 
 
-def test_a_head_answering_a_field_a_score_lacks_is_blamed_on_the_plugin():
+def test_a_head_that_does_not_declare_its_task_is_blamed_on_the_plugin():
     class Odd:
         class OddHead(Head):
             name = "odd"
             config_class = EmptyConfig
-            answer = "likelihood"
+            answer = "likelihood"  # a bare string, not an Answer
 
         @staticmethod
         @hookimpl
@@ -133,8 +132,33 @@ def test_a_head_answering_a_field_a_score_lacks_is_blamed_on_the_plugin():
             register(Odd.OddHead)
 
     host = _host_with(("odd", Odd))
-    with pytest.raises(PluginError, match="plugin 'odd': head 'odd' .* answers 'likelihood'.*expected_spend"):
-        _collect(host, "head", Head, host.heads)
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'odd' \(package shopscore-odd 1.0\): head 'odd' \(OddHead\) needs `label`.*"
+        r"`compute_label\(window\)`.*`answer`, an Answer.*`evaluation`, one of BINARY, REGRESSION, CATEGORIES",
+    ):
+        host.heads  # noqa: B018
+
+
+def test_two_heads_may_not_give_one_answer_two_types():
+    from plugins.purchase import PurchaseHead
+    from registry.plugin_api import AMOUNT, Answer
+
+    class Rival:
+        class RivalHead(PurchaseHead):
+            name = "rival"
+            answer = Answer("probability", AMOUNT, "not a probability at all")
+
+        @staticmethod
+        @hookimpl
+        def register_heads(register):
+            register(Rival.RivalHead)
+
+    import plugins.purchase
+
+    host = _host_with(("purchase", plugins.purchase), ("rival", Rival))
+    with pytest.raises(PluginError, match=r"head 'rival' answers 'probability' as amount, but head 'purchase'"):
+        host.heads  # noqa: B018
 
 
 def test_missing_name_and_config_class_are_blamed_on_the_plugin():
@@ -145,8 +169,8 @@ def test_missing_name_and_config_class_are_blamed_on_the_plugin():
         name = "no_config"
 
     for cls, message in [
-        (Nameless, r"plugin 'sloppy': encoder Nameless has no `name`; set a class attribute"),
-        (NoConfig, r"plugin 'sloppy': encoder 'no_config' .* needs `config_class`, a dataclass"),
+        (Nameless, r"plugin 'sloppy' .*: encoder Nameless has no `name`; set a class attribute"),
+        (NoConfig, r"plugin 'sloppy' .*: encoder 'no_config' .* needs `config_class`, a dataclass"),
     ]:
 
         class Sloppy:
@@ -157,7 +181,7 @@ def test_missing_name_and_config_class_are_blamed_on_the_plugin():
 
         host = _host_with(("sloppy", Sloppy))
         with pytest.raises(PluginError, match=message):
-            _collect(host, "encoder", Encoder, host.encoders)
+            host.encoders  # noqa: B018
 
 
 def test_plugin_that_raises_on_import_is_named_with_the_fix(monkeypatch: pytest.MonkeyPatch):
@@ -166,7 +190,7 @@ def test_plugin_that_raises_on_import_is_named_with_the_fix(monkeypatch: pytest.
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real, broken])
     with pytest.raises(
         PluginError,
-        match=r"plugin 'broken' .* failed to import 'no_such_module_for_test': ModuleNotFoundError.*"
+        match=r"plugin 'broken'.* failed to import 'no_such_module_for_test': ModuleNotFoundError.*"
         r"SHOPSCORE_DISABLE_PLUGINS=broken",
     ):
         load_plugins()
@@ -187,7 +211,7 @@ def test_misspelled_hook_in_an_installed_plugin_fails_load_with_a_pointer_to_the
     entry = importlib.metadata.EntryPoint(name="typo", value="typo_plugin", group="shopscore")
     monkeypatch.setitem(__import__("sys").modules, "typo_plugin", module)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [entry])
-    with pytest.raises(PluginError, match=r"register_encoderz.*docs/plugins.md"):
+    with pytest.raises(PluginError, match=r"register_encoderz.*docs/plugins.md.*SHOPSCORE_DISABLE_PLUGINS=typo"):
         load_plugins()
 
 
@@ -207,6 +231,7 @@ def test_plugins_command_lists_packages_hooks_and_parts():
         "hooks": ["register_encoders"],
         "encoders": ["mlp"],
         "heads": [],
+        "options": {"mlp": {"features": None, "hidden": [64, 32], "dropout": 0.1}},
     }
     assert listing["next_category"]["heads"] == ["next_category"]
     assert listing["concat"]["encoders"] == ["concat"]

@@ -13,10 +13,10 @@ from registry_support import PROMOTER_TOKEN, register
 
 from registry import hookimpl
 from registry.db.errors import AliasProtected, InvalidInput, PromotionRefused
-from registry.db.hooks import bare_plugin_manager
 from registry.db.promotion import PromotionPolicy
 from registry.db.records import AliasEvent, ModelVersion
 from registry.db.store import ModelRegistry
+from registry.plugin_host import PluginHost
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -46,7 +46,7 @@ def test_protected_alias_needs_the_token_or_the_promoter_role(
         registry_url,
         artifacts_root=artifacts_root,
         policy=policy,
-        plugin_manager=bare_plugin_manager(),
+        plugins=PluginHost(),
         role="promoter",
     ) as automation:
         automation.set_alias("m", "production", 2, reason="nightly promotion")
@@ -64,7 +64,7 @@ def test_without_a_configured_token_only_the_role_may_promote(
 ) -> None:
     policy = PromotionPolicy(promoter_token=None)
     with ModelRegistry.open(
-        registry_url, artifacts_root=artifacts_root, policy=policy, plugin_manager=bare_plugin_manager()
+        registry_url, artifacts_root=artifacts_root, policy=policy, plugins=PluginHost()
     ) as registry:
         with pytest.raises(AliasProtected, match="set SHOPSCORE_PROMOTER_TOKEN on the registry side"):
             registry.set_alias("m", "production", 1, reason="x", token="anything")
@@ -161,7 +161,7 @@ class Recorder:
     def _visible(self, model: str, version: int) -> bool:
         # A separate connection sees only committed data: proves the hook runs after the commit.
         with ModelRegistry.open(
-            self.registry_url, artifacts_root=self.artifacts_root, plugin_manager=bare_plugin_manager()
+            self.registry_url, artifacts_root=self.artifacts_root, plugins=PluginHost()
         ) as other:
             return version in [v.version for v in other.versions(model)]
 
@@ -197,14 +197,14 @@ def host_pm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     monkeypatch.setenv("SHOPSCORE_LOAD_PLUGINS", "")
     default_host.cache_clear()
-    yield default_host().pm
+    yield default_host()
     default_host.cache_clear()
 
 
 @pytest.fixture
 def recorder(host_pm: Any, registry_url: str, artifacts_root: Path) -> Recorder:
     plugin = Recorder(registry_url, artifacts_root)
-    host_pm.register(plugin, name="recorder")
+    host_pm.add(plugin, "recorder")
     return plugin
 
 
@@ -212,7 +212,7 @@ def recorder(host_pm: Any, registry_url: str, artifacts_root: Path) -> Recorder:
 def hosted(
     registry_url: str, artifacts_root: Path, policy: PromotionPolicy, host_pm: Any
 ) -> Iterator[ModelRegistry]:
-    """A registry using the default plugin host (no plugin_manager passed)."""
+    """A registry using the default plugin host (no plugins passed)."""
     with ModelRegistry.open(registry_url, artifacts_root=artifacts_root, policy=policy) as registry:
         yield registry
 
@@ -262,7 +262,7 @@ def test_plugin_vetoes_are_collected_and_named(
     assert recorder.checked[-1] == (2, 1)
 
     recorder.veto = None
-    host_pm.register(Broken(), name="broken")
+    host_pm.add(Broken(), "broken")
     with pytest.raises(PromotionRefused, match="plugin 'broken': check_promotion raised RuntimeError"):
         hosted.set_alias("m", "production", 2, reason="x", token=PROMOTER_TOKEN)
     # unprotected aliases are not checked
@@ -273,9 +273,9 @@ def test_plugin_vetoes_are_collected_and_named(
 def test_a_failing_lifecycle_hook_is_logged_not_raised(
     hosted: ModelRegistry, host_pm: Any, model_dir, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host_pm.register(Broken(), name="broken")
+    host_pm.add(Broken(), "broken")
     register(hosted, "m", model_dir())
-    with caplog.at_level(logging.ERROR, logger="registry.db"):
+    with caplog.at_level(logging.ERROR, logger="shopscore.plugins"):
         event = hosted.set_alias("m", "staging", 1, reason="x")
     assert hosted.resolve("m", "staging").version == event.to_version == 1
     assert "plugin 'broken' failed in on_alias_changed" in caplog.text

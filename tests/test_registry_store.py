@@ -223,9 +223,9 @@ def test_open_defaults_to_the_workspace_sqlite_file(tmp_path: Path, monkeypatch,
     monkeypatch.setenv("SHOPSCORE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SHOPSCORE_DATABASE_URL", raising=False)
     monkeypatch.delenv("SHOPSCORE_ARTIFACTS_DIR", raising=False)
-    from registry.db.hooks import bare_plugin_manager
+    from registry.plugin_host import PluginHost
 
-    with ModelRegistry.open(upgrade=True, plugin_manager=bare_plugin_manager()) as registry:
+    with ModelRegistry.open(upgrade=True, plugins=PluginHost()) as registry:
         version = register(registry, "m", model_dir())
     assert (tmp_path / "home" / "registry.db").is_file()
     assert Path(version.artifact_uri.removeprefix("file://")).parent.parent == tmp_path / "home" / "artifacts"
@@ -248,10 +248,10 @@ def test_unreachable_database_is_named_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_in_memory_sqlite_works_for_experiments(tmp_path: Path, model_dir) -> None:
-    from registry.db.hooks import bare_plugin_manager
+    from registry.plugin_host import PluginHost
 
     with ModelRegistry.open(
-        "sqlite://", upgrade=True, artifacts_root=tmp_path / "a", plugin_manager=bare_plugin_manager()
+        "sqlite://", upgrade=True, artifacts_root=tmp_path / "a", plugins=PluginHost()
     ) as registry:
         register(registry, "m", model_dir())
         assert [v.version for v in registry.versions("m")] == [1]

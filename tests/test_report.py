@@ -15,8 +15,9 @@ from registry import jobs
 from registry.cli import main
 from registry.db.store import ModelRegistry
 from registry.metrics import top_k_accuracy
-from registry.report import binary_curves, read_outputs, top_k_curve, write_report
+from registry.report import binary_curves, headlines, read_outputs, top_k_curve, write_report
 from registry.settings import Settings
+from registry.tasks import BINARY
 from registry.training import EVALUATION_FILE, TrainConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -69,11 +70,11 @@ def test_curves_from_the_stored_outputs_give_the_registered_metrics(shop):
     _, artifact = registry.fetch("purchase", v2.version)
     outputs = read_outputs(artifact)
     assert set(outputs["split"]) == {"valid", "test"}
-    assert list(outputs.columns) == ["split", "user_id", "cutoff", "label", "score"]
+    assert list(outputs.columns) == ["split", "user_id", "cutoff", "label", "target", "score"]
     for split in ("valid", "test"):
         rows = outputs[outputs["split"] == split]
         assert len(rows) == v2.metrics[f"{split}_n"]
-        curves = binary_curves(rows["label"].to_numpy(), rows["score"].to_numpy())
+        curves = binary_curves(rows["target"].to_numpy(), rows["score"].to_numpy())
         assert curves.roc_auc == pytest.approx(v2.metrics[f"{split}_roc_auc"], abs=1e-9)
         assert curves.pr_auc == pytest.approx(v2.metrics[f"{split}_pr_auc"], abs=1e-9)
         assert curves.ece == pytest.approx(v2.metrics[f"{split}_ece"], abs=1e-9)
@@ -85,6 +86,22 @@ def test_curves_from_the_stored_outputs_give_the_registered_metrics(shop):
     # The per-epoch history records validation metrics next to the losses, for the training curves.
     epoch = v2.lineage["history"][0]
     assert {"train_loss", "valid_loss", "valid_roc_auc", "valid_pr_auc"} <= set(epoch)
+
+
+def test_headline_metrics_carry_intervals_and_are_read_against_baselines(shop):
+    _, registry, (_, v2) = shop
+    _, artifact = registry.fetch("purchase", v2.version)
+    outputs = read_outputs(artifact)
+    rows = {h.metric: h.values for h in headlines(BINARY, outputs, outputs["target"].to_numpy(), n_boot=200)}
+    assert set(rows) == {"test_roc_auc", "test_pr_auc", "test_log_loss"}
+    for metric, values in rows.items():
+        assert set(values) == {"model", "base rate"}
+        model, low, high = values["model"]
+        assert model == pytest.approx(v2.metrics[metric], abs=1e-9)  # the registered number
+        assert low < model < high
+    assert rows["test_roc_auc"]["base rate"][0] == pytest.approx(0.5)  # a constant ranks no one
+    assert rows["test_pr_auc"]["base rate"][0] == pytest.approx(v2.metrics["test_base_rate"], abs=1e-9)
+    assert rows["test_roc_auc"]["model"][1] > 0.5  # the whole interval beats the baseline on this shop
 
 
 def test_the_alias_holder_itself_and_a_missing_alias_are_said_plainly(shop, tmp_path):
@@ -132,7 +149,9 @@ def test_other_heads_get_their_own_curves(shop, tmp_path, head, image):
         test = read_outputs(artifact).query("split == 'test'")
         probabilities = np.stack(test["score"].to_numpy())
         classes = version.params["head_config"]["categories"]
-        curve = top_k_curve(test["label"].to_numpy(), probabilities, classes)
+        index = {c: i for i, c in enumerate(classes)}
+        assert test["target"].tolist() == [index.get(c, -1) for c in test["label"]]  # the head's own target
+        curve = top_k_curve(test["target"].to_numpy(), probabilities)
         assert curve[0] == pytest.approx(version.metrics["test_top1_accuracy"], abs=1e-12)
         assert curve[2] == pytest.approx(version.metrics["test_top3_accuracy"], abs=1e-12)
         assert np.all(np.diff(curve) >= 0)

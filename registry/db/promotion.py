@@ -30,7 +30,8 @@ ROLES = (None, PROMOTER_ROLE)
 class PromotionPolicy:
     protected_aliases: frozenset[str] = field(default_factory=lambda: frozenset({"production"}))
     promoter_token: str | None = None
-    # The candidate's metric may be at most this much below the current holder's.
+    # The candidate may be at most this much worse than the current holder on the promotion metric.
+    # `metric` is for versions whose lineage declares none (registered before heads declared their task).
     tolerance: float = 0.01
     metric: str = "test_pr_auc"
 
@@ -77,21 +78,34 @@ class PromotionPolicy:
         )
 
     def builtin_vetoes(self, candidate: ModelVersion, current: ModelVersion | None) -> list[str]:
-        """The registry's own check: no worse on the test metric (within tolerance), same label horizon."""
+        """The registry's own check: the same answer over the same label horizon, and no worse on the
+        promotion metric (within tolerance). The metric is the one the candidate's head declares (lineage
+        `task`, e.g. `test_pr_auc` for binary heads, `test_mae` for amounts), else `metric`."""
         if current is None:  # the first holder has nothing to be compared with
             return []
         reasons = []
-        new, old = _metric(candidate, self.metric), _metric(current, self.metric)
+        task = candidate.lineage.get("task") or {}
+        metric = task.get("promotion_metric", self.metric)
+        greater_is_better = task.get("greater_is_better", True)
+        new, old = _metric(candidate, metric), _metric(current, metric)
         if new is None:
             reasons.append(
-                f"candidate version {candidate.version} has no {self.metric} metric to compare with version "
-                f"{current.version}; register it with metrics[{self.metric!r}]"
+                f"candidate version {candidate.version} has no {metric} metric to compare with version "
+                f"{current.version}; register it with metrics[{metric!r}]"
             )
-        elif old is not None and new < old - self.tolerance:
+        elif old is not None:
+            worse_by = (old - new) if greater_is_better else (new - old)
+            if worse_by > self.tolerance:
+                reasons.append(
+                    f"{metric} of version {candidate.version} is {new:.4f}, worse than {old:.4f} of "
+                    f"version {current.version} by more than the tolerance {self.tolerance} "
+                    f"(SHOPSCORE_PROMOTION_TOLERANCE)"
+                )
+        answers = (task.get("answer"), (current.lineage.get("task") or {}).get("answer"))
+        if None not in answers and answers[0] != answers[1]:
             reasons.append(
-                f"{self.metric} of version {candidate.version} is {new:.4f}, worse than {old:.4f} of "
-                f"version {current.version} by more than the tolerance {self.tolerance} "
-                f"(SHOPSCORE_PROMOTION_TOLERANCE)"
+                f"version {candidate.version} answers {answers[0]!r} but version {current.version} answers "
+                f"{answers[1]!r}; serve it under another model name"
             )
         if candidate.horizon_days != current.horizon_days:
             reasons.append(

@@ -22,13 +22,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pluggy
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from registry.artifacts import fetch_artifact, gc_artifacts, stage_artifact
-from registry.db import hooks, migrate, validate
+from registry.db import migrate, validate
 from registry.db.engine import (
     database_exists,
     display_url,
@@ -40,6 +39,7 @@ from registry.db.engine import (
 )
 from registry.db.errors import (
     NothingToRollBack,
+    PluginsUnavailable,
     PromotionRefused,
     SchemaOutOfDate,
     UnknownAlias,
@@ -58,6 +58,7 @@ from registry.db.models import (
 )
 from registry.db.promotion import PromotionPolicy, check_role
 from registry.db.records import AliasEvent, Comparison, FieldDiff, ModelVersion, RegisteredModel
+from registry.plugin_host import PluginError, PluginHost, default_host
 from registry.settings import Settings
 
 # Fault injection for the crash-safety tests: the process exits abruptly at the named step
@@ -79,14 +80,14 @@ class ModelRegistry:
         *,
         artifacts_root: str | os.PathLike[str],
         policy: PromotionPolicy | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
+        plugins: PluginHost | None = None,
         role: str | None = None,
     ) -> None:
         self.engine = engine
         self.artifacts_root = str(artifacts_root)
         self.policy = policy or PromotionPolicy.from_env()
         self.role = check_role(role)
-        self._plugin_manager = plugin_manager
+        self._plugin_host = plugins
         self._read, self._write = sessionmakers(engine)
 
     @classmethod
@@ -98,14 +99,14 @@ class ModelRegistry:
         upgrade: bool = False,
         artifacts_root: str | os.PathLike[str] | None = None,
         policy: PromotionPolicy | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
+        plugins: PluginHost | None = None,
         role: str | None = None,
     ) -> ModelRegistry:
         """Open the registry at `url` (default: `settings.database_url`, i.e. $SHOPSCORE_DATABASE_URL or the
         SQLite file in the workspace). Refuses a database whose schema is not current unless `upgrade=True`,
         which runs the migrations first (what `shopscore db upgrade` does).
 
-        `plugin_manager` defaults to the process-wide plugin host's (loaded on the first write);
+        `plugins` defaults to the process-wide plugin host (loaded on the first write);
         `role="promoter"` allows moving protected aliases without a token.
         """
         if url is None or artifacts_root is None:
@@ -124,9 +125,7 @@ class ModelRegistry:
         except BaseException:
             engine.dispose()
             raise
-        return cls(
-            engine, artifacts_root=artifacts_root, policy=policy, plugin_manager=plugin_manager, role=role
-        )
+        return cls(engine, artifacts_root=artifacts_root, policy=policy, plugins=plugins, role=role)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -159,7 +158,7 @@ class ModelRegistry:
         metrics_doc = validate.metrics_document(metrics)
         params_doc = validate.json_document(params, "params")
         creator = validate.actor_name(created_by)
-        pm = self._plugins()
+        plugins = self._plugins()
         staged = stage_artifact(artifact_dir, self.artifacts_root)
         _crash_point("staged")
         try:
@@ -186,7 +185,7 @@ class ModelRegistry:
         finally:
             staged.discard()  # nothing left to remove once published
         _crash_point("committed")
-        hooks.fire(pm, "on_model_registered", version=result)
+        plugins.on_model_registered(result)
         return result
 
     def set_alias(
@@ -209,7 +208,7 @@ class ModelRegistry:
         reason = validate.reason_text(reason)
         who = validate.actor_name(actor)
         self.policy.authorize(model, alias, token=token, role=self.role)
-        pm = self._plugins()
+        plugins = self._plugins()
         with self._write.begin() as session:
             model_row = self._lock_model(session, model)
             candidate = self._version_row(session, model_row, version)
@@ -222,7 +221,7 @@ class ModelRegistry:
             if alias_row is not None and alias_row.version == version:
                 return _event_record(model, self._last_event(session, model_row.id, alias))
             if self.policy.is_protected(alias):
-                vetoes = self._promotion_vetoes(session, pm, model_row, candidate, alias_row)
+                vetoes = self._promotion_vetoes(session, plugins, model_row, candidate, alias_row)
                 if vetoes and not force:
                     raise PromotionRefused(
                         f"promotion of model {model!r} version {version} to {alias!r} refused:\n- "
@@ -235,7 +234,7 @@ class ModelRegistry:
                 session, model_row, alias_row, alias=alias, version=version, action="set", actor=who,
                 reason=reason, forced=force,
             )  # fmt: skip
-        hooks.fire(pm, "on_alias_changed", event=event)
+        plugins.on_alias_changed(event)
         return event
 
     def rollback(
@@ -250,7 +249,7 @@ class ModelRegistry:
         reason = validate.reason_text(reason, what="rollback")
         who = validate.actor_name(actor)
         self.policy.authorize(model, alias, token=token, role=self.role)
-        pm = self._plugins()
+        plugins = self._plugins()
         with self._write.begin() as session:
             model_row = self._lock_model(session, model)
             alias_row = session.get(ModelAliasRow, (model_row.id, alias))
@@ -273,7 +272,7 @@ class ModelRegistry:
                 session, model_row, alias_row, alias=alias, version=target.version, action="rollback",
                 actor=who, reason=reason, forced=False,
             )  # fmt: skip
-        hooks.fire(pm, "on_alias_changed", event=event)
+        plugins.on_alias_changed(event)
         return event
 
     def archive(self, model: str, version: int) -> ModelVersion:
@@ -415,12 +414,17 @@ class ModelRegistry:
 
     # ----------------------------------------------------------------------------------------- helpers
 
-    def _plugins(self) -> pluggy.PluginManager:
+    def _plugins(self) -> PluginHost:
         # Resolved before a write transaction opens: a plugin that fails to load must stop the call before
         # anything is committed, not after.
-        if self._plugin_manager is None:
-            self._plugin_manager = hooks.default_plugin_manager()
-        return self._plugin_manager
+        if self._plugin_host is None:
+            try:
+                self._plugin_host = default_host()
+            except PluginError as exc:
+                raise PluginsUnavailable(
+                    f"{exc} (the registry runs every plugin's check_promotion and lifecycle hooks, so it needs them)"
+                ) from exc
+        return self._plugin_host
 
     def _allocate_version(self, session: Session, model: str) -> tuple[int, int]:
         """(model id, version number): creates the model on first use, then bumps its counter in the
@@ -504,7 +508,7 @@ class ModelRegistry:
     def _promotion_vetoes(
         self,
         session: Session,
-        pm: pluggy.PluginManager,
+        plugins: PluginHost,
         model_row: RegisteredModelRow,
         candidate: ModelVersionRow,
         alias_row: ModelAliasRow | None,
@@ -514,7 +518,7 @@ class ModelRegistry:
         candidate_record = self._record(session, model_row, candidate)
         current_record = self._record(session, model_row, current_row) if current_row else None
         vetoes = self.policy.builtin_vetoes(candidate_record, current_record)
-        return vetoes + hooks.collect_vetoes(pm, candidate_record, current_record)
+        return vetoes + plugins.check_promotion(candidate_record, current_record)
 
     def _move(
         self,

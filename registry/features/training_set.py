@@ -1,15 +1,17 @@
-"""Point-in-time training sets: Feast features as of each cutoff + labels from the events after it.
+"""Point-in-time training sets: Feast features as of each cutoff + a head's label from the events after it.
 
 A row is (user_id, cutoff). Its features come from `get_historical_features` by FeatureService, so the
-newest snapshot at or before the cutoff is used; its labels come only from events strictly after the
-cutoff, inside the horizon.
+newest snapshot at or before the cutoff is used; its label is computed by the head (`Head.compute_label`)
+from events strictly after the cutoff, inside the horizon, and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +20,9 @@ from tqdm.auto import tqdm
 
 from registry.errors import TrainingGridTooLarge
 from registry.features.online import request_fields
+from registry.tasks import LabelWindow
 
 EPOCH = pd.Timestamp(0, tz="UTC")
-LABEL_COLUMNS = ("label_purchase", "label_spend", "label_next_category")
 
 
 def as_utc(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -40,30 +42,36 @@ def entity_rows(events: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]) -> pd.Dat
     return rows
 
 
-def labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Labels for each (user_id, cutoff), all from (cutoff, cutoff + horizon]: whether the user purchased,
-    the purchase value, and the category of the first purchase that has one (null: none).
-    """
-    columns = ["user_id", "event_time", "price", "quantity", "category"]
-    purchases = events.loc[events["event_type"] == "purchase", columns].sort_values(
-        "event_time", kind="stable"
-    )
-    value = purchases["price"].fillna(0.0) * purchases["quantity"].fillna(1).astype("float64")
-    purchases = purchases.assign(value=value)
+@dataclass(frozen=True)
+class LabelSpec:
+    """A head's label: the training-frame column it goes in, and the function computing it per cutoff
+    (`Head.compute_label`, given a LabelWindow holding the head's `config`)."""
+
+    column: str
+    compute: Callable[[LabelWindow], Any]
+    config: Any = None
+
+
+def compute_labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int, spec: LabelSpec) -> pd.Series:
+    """The label of each (user_id, cutoff) row, from the events in (cutoff, cutoff + horizon] only."""
+    events = events.sort_values("event_time", kind="stable")
+    times = events["event_time"].astype("datetime64[ns, UTC]").array.asi8  # UTC nanoseconds, sorted
     horizon = pd.Timedelta(days=horizon_days)
-    out = rows[["user_id", "event_timestamp"]].copy()
-    out["label_purchase"] = 0
-    out["label_spend"] = 0.0
-    out["label_next_category"] = pd.Series(pd.NA, index=out.index, dtype="string")
-    for cutoff, idx in out.groupby("event_timestamp").groups.items():
-        window = purchases[(purchases["event_time"] > cutoff) & (purchases["event_time"] <= cutoff + horizon)]
-        spend = window.groupby("user_id")["value"].sum()
-        users = out.loc[idx, "user_id"]
-        out.loc[idx, "label_purchase"] = users.isin(spend.index).astype("int64").to_numpy()
-        out.loc[idx, "label_spend"] = users.map(spend).fillna(0.0).to_numpy()
-        first_category = window.groupby("user_id")["category"].first()  # time-sorted, so the first purchase
-        out.loc[idx, "label_next_category"] = users.map(first_category).astype("string").to_numpy()
-    return out
+    values: list[Any] = [None] * len(rows)
+    for cutoff, positions in rows.groupby("event_timestamp").indices.items():
+        cutoff = as_utc(cutoff)
+        bounds = [cutoff.as_unit("ns").value, (cutoff + horizon).as_unit("ns").value]
+        start, stop = np.searchsorted(times, bounds, side="right")  # (cutoff, cutoff + horizon]
+        users = rows["user_id"].to_numpy()[positions]
+        window = LabelWindow(cutoff, horizon_days, users, events.iloc[start:stop], spec.config)
+        got = list(spec.compute(window))
+        if len(got) != len(users):
+            raise ValueError(
+                f"compute_label returned {len(got)} labels for {len(users)} users at {cutoff.date()}"
+            )
+        for position, value in zip(positions, got, strict=True):
+            values[position] = value
+    return pd.Series(values, index=rows.index, name=spec.column).infer_objects()
 
 
 def historical_features(store: FeatureStore, service_name: str, rows: pd.DataFrame) -> pd.DataFrame:
@@ -111,10 +119,11 @@ def build_training_set(
     service_name: str,
     cutoffs: Sequence[pd.Timestamp],
     horizon_days: int,
+    label: LabelSpec | None = None,
     memory_budget_bytes: float | None = None,
     block_rows: int = RETRIEVAL_BLOCK_ROWS,
 ) -> pd.DataFrame:
-    """Features as of each cutoff + labels, one row per (user with history, cutoff).
+    """Features as of each cutoff + the `label` column (when given), one row per (user with history, cutoff).
 
     Retrieved in blocks of `block_rows` entity rows, so Feast's join never holds the whole grid. With a
     `memory_budget_bytes`, the first block measures the bytes a row takes and the grid is refused
@@ -126,14 +135,18 @@ def build_training_set(
     n_blocks = max(1, math.ceil(len(rows) / block_rows))
     positions = [np.arange(k, len(rows), n_blocks) for k in range(n_blocks)]
     blocks = []
-    for k in tqdm(range(n_blocks), desc="training set", unit="block", disable=True if n_blocks == 1 else None):
+    for k in tqdm(
+        range(n_blocks), desc="training set", unit="block", disable=True if n_blocks == 1 else None
+    ):
         block = historical_features(store, service_name, rows.iloc[positions[k]])
         if k == 0 and memory_budget_bytes is not None:
             check_grid_fits(block, rows, memory_budget_bytes)
         blocks.append(block)
     features = pd.concat(blocks, ignore_index=True) if n_blocks > 1 else blocks[0]
     features = features.iloc[np.argsort(np.concatenate(positions), kind="stable")].reset_index(drop=True)
-    return features.merge(labels(events, rows, horizon_days), on=["user_id", "event_timestamp"], how="left")
+    if label is not None:  # `features` is in the order of `rows`
+        features[label.column] = compute_labels(events, rows, horizon_days, label).to_numpy()
+    return features
 
 
 def check_grid_fits(sample: pd.DataFrame, rows: pd.DataFrame, budget_bytes: float) -> None:

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.db import errors as registry_errors
 from registry.db import migrate
 from registry.features.store import FeatureRepoError
+from registry.plugin_host import PluginError, default_host
 from registry.scoring import InvalidUserId, Score, Scorer, freeze_heap, set_inference_threads
 from registry.serving.config import ServingConfig, ServingConfigError
 from registry.serving.schemas import (
@@ -31,14 +32,13 @@ from registry.serving.schemas import (
     AliasMoveIn,
     AliasName,
     BatchScoreIn,
-    BatchScoreOut,
     ErrorOut,
     FeaturesOut,
     HealthOut,
     ModelName,
     ModelOut,
     ReadyOut,
-    ScoreOut,
+    score_models,
 )
 from registry.serving.telemetry import Telemetry
 from registry.settings import Settings
@@ -67,6 +67,7 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (registry_errors.SchemaOutOfDate, 503),
     (registry_errors.ArtifactError, 503),
     (registry_errors.PluginsUnavailable, 503),
+    (PluginError, 503),
     (FeatureRepoError, 503),
     (NotReady, 503),
 ]
@@ -167,6 +168,11 @@ def create_app(
                 app.state.scorer.close()
             app.state.scorer = None
 
+    # The score schema lists the answers of the heads installed here (registry.tasks.Answer).
+    ScoreOut, BatchScoreOut = score_models(  # noqa: N806 -- classes, named as classes
+        [h.cls.answer for h in default_host().heads.values()]
+    )
+
     app = FastAPI(
         title="shopscore",
         summary="Purchase-propensity scores from Feast features and registered PyTorch models.",
@@ -197,14 +203,14 @@ def create_app(
         telemetry: TelemetryDep,
         model: ModelQuery = "purchase",
         alias: AliasQuery = "production",
-    ) -> ScoreOut:
+    ) -> Any:
         """Score one user with the version `alias` points at (or the alias a traffic split picks)."""
         result = scorer.score(user_id, model=model, alias=alias)
         _record(telemetry, [result])
         return ScoreOut(**result.to_dict())
 
     @app.post("/v1/score", response_model=BatchScoreOut, responses=ERRORS, tags=["scoring"])
-    def score_batch(body: BatchScoreIn, scorer: ScorerDep, telemetry: TelemetryDep) -> BatchScoreOut:
+    def score_batch(body: BatchScoreIn, scorer: ScorerDep, telemetry: TelemetryDep) -> Any:
         """Score many users: one online lookup and one forward pass per answering alias."""
         results = scorer.score_many(body.user_ids, model=body.model, alias=body.alias)
         _record(telemetry, results)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from registry.components import ANSWER_FIELDS
 from registry.scoring import INT64_MAX, INT64_MIN
+from registry.tasks import Answer, AnswerType
 
 UserId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="The shop's integer (int64) user id.")]
 ModelName = Annotated[str, Field(min_length=1, max_length=128, description="Registered model name.")]
@@ -21,13 +22,10 @@ class CategoryProbabilityOut(BaseModel):
     probability: float
 
 
-class ScoreOut(BaseModel):
-    """One user's answer. `answer` names the field that carries it; the other answer fields are null."""
+class ScoreBase(BaseModel):
+    """One user's answer. `answer` names what `value` is; the value is also under that name."""
 
     user_id: int
-    probability: float | None = Field(
-        description="Purchase models: probability of a purchase within the model's horizon."
-    )
     model: str
     version: int
     alias: str = Field(description="The alias that answered (a traffic split may pick another than asked).")
@@ -38,16 +36,37 @@ class ScoreOut(BaseModel):
     stale: bool = Field(description="Features were older than their view's TTL and were ignored.")
     cold_start: bool = Field(description="The online store has nothing for this user.")
     head: str = Field(description="The model's head plugin, e.g. purchase, spend, next_category.")
-    answer: Literal[tuple(ANSWER_FIELDS)] = Field(  # type: ignore[valid-type]
-        description="The field that carries this model's answer."
+
+
+def _json_type(kind: AnswerType) -> Any:
+    if kind.ranked_categories:
+        return list[CategoryProbabilityOut]
+    return Annotated[float, Field(ge=kind.minimum, le=kind.maximum)]
+
+
+def score_models(answers: Sequence[Answer]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(ScoreOut, BatchScoreOut) for the answers of the registered heads: `answer` is one of their names,
+    `value` one of their types, and each answer also has a field of its own name (null unless it is the one
+    given), so the OpenAPI spec documents every answer a model of this deployment can give."""
+    by_name = {a.name: a for a in answers}
+    if not by_name:  # no head registered: a schema that still validates (nothing will be scored)
+        by_name = {"value": None}  # type: ignore[dict-item]
+    names = tuple(sorted(by_name))
+    types = tuple(dict.fromkeys(_json_type(a.type) for a in by_name.values() if a is not None)) or (float,)
+    own_fields: dict[str, Any] = {
+        name: (_json_type(a.type) | None, Field(default=None, description=a.description))
+        for name, a in by_name.items()
+        if a is not None
+    }
+    score_out = create_model(
+        "ScoreOut",
+        __base__=ScoreBase,
+        answer=(Literal[names], Field(description="What `value` is: the name of the model's answer.")),
+        value=(Union[types], Field(description="The answer; its type depends on `answer`.")),  # noqa: UP007
+        **own_fields,
     )
-    expected_spend: float | None = Field(
-        default=None, description="Spend models: expected amount spent within the model's horizon."
-    )
-    top_categories: list[CategoryProbabilityOut] | None = Field(
-        default=None,
-        description="Next-category models: the most likely first categories bought, most likely first.",
-    )
+    batch_out = create_model("BatchScoreOut", scores=(list[score_out], ...))
+    return score_out, batch_out
 
 
 class BatchScoreIn(BaseModel):
@@ -56,10 +75,6 @@ class BatchScoreIn(BaseModel):
     user_ids: list[UserId] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} user ids.")
     model: ModelName = "purchase"
     alias: AliasName = "production"
-
-
-class BatchScoreOut(BaseModel):
-    scores: list[ScoreOut]
 
 
 class FeaturesOut(BaseModel):
