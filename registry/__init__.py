@@ -1,6 +1,6 @@
 """shopscore core: SQL model registry, plugin host, training and serving.
 
-The public Python API is importable from here. Heavy parts load on first use, so `import registry`,
+The public Python API is importable from here; plugins import from `registry.plugin_api`. Heavy parts load on first use, so `import registry`,
 `shopscore --help`, migrations and processes that only touch the SQL registry stay fast.
 """
 

@@ -5,7 +5,8 @@ Marker, hookimpl marker and entry-point group are all named `shopscore`, so a pl
     [project.entry-points.shopscore]
     my_plugin = "my_package.my_module"
 
-and decorates functions in that module with `@registry.hookimpl`. An implementation may accept any subset
+and decorates functions in that module with `@hookimpl` from `registry.plugin_api`; `registry.plugin_host.
+PluginHost` is the only caller of these hooks. An implementation may accept any subset
 of a hook's arguments, by name.
 """
 
@@ -34,7 +35,7 @@ Veto: TypeAlias = "str | list[str] | None"
 def register_encoders(register: RegisterEncoder) -> None:
     """Register encoder classes: call `register(MyEncoder)` once per class.
 
-    An encoder is a `registry.Encoder` subclass with a unique `name` and a `config_class` dataclass. Called
+    An encoder is a `registry.plugin_api.Encoder` subclass with a unique `name` and a `config_class` dataclass. Called
     once per process when the plugin host loads. The host raises `PluginError`, naming the plugin, for a
     class that is not an Encoder subclass, has no `name`, or reuses a registered name.
     """
@@ -44,8 +45,9 @@ def register_encoders(register: RegisterEncoder) -> None:
 def register_heads(register: RegisterHead) -> None:
     """Register prediction head classes: call `register(MyHead)` once per class.
 
-    A head is a `registry.Head` subclass with a unique `name` and a `config_class` dataclass; the same
-    checks as for encoders apply.
+    A head is a `registry.plugin_api.Head` subclass with a unique `name`, a `config_class` dataclass, and its
+    task declared (`label`, `compute_label`, `answer`, `evaluation`); the host refuses, naming the plugin, a
+    head that lacks one of them.
     """
 
 

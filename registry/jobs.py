@@ -32,6 +32,7 @@ from registry.features.training_set import LabelSpec, build_training_set, finger
 from registry.modeling import ShopModel, blame
 from registry.plugin_host import Registered, default_host
 from registry.settings import Settings, workspace_database_url
+from registry.tasks import LabelWindow
 from registry.training import (
     EVALUATION_FILE,
     Splits,
@@ -208,7 +209,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
         raise UserError(
             f"head {spec.head!r}: {exc}; fix --head-config (`shopscore plugins` lists options)"
         ) from None
-    label = LabelSpec(head.cls.label, _blamed(head, "compute_label", head.cls.compute_label), head_config)
+    label = LabelSpec(head.cls.label, _label_function(head), head_config)
 
     valid_cutoffs = [] if splits.valid_cutoff is None else [splits.valid_cutoff]
     with progress.stage(f"point-in-time training set from Feast ({plan.feature_service})"):
@@ -299,7 +300,9 @@ def task_lineage(head: Head) -> dict[str, Any]:
     }
 
 
-def resolve_horizon(horizon_days: int | None, head_config: dict[str, Any], splits: Splits | None) -> int | None:
+def resolve_horizon(
+    horizon_days: int | None, head_config: dict[str, Any], splits: Splits | None
+) -> int | None:
     """The horizon asked for, by --horizon-days, the head config's `horizon_days` or the splits; they must
     agree. None: derive it from the events."""
     asked = {
@@ -317,12 +320,19 @@ def resolve_horizon(horizon_days: int | None, head_config: dict[str, Any], split
     return next(iter(asked.values()), None)
 
 
-def _blamed(head: Registered, method: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        with blame(head, "head", method):
-            return function(*args)
+def _label_function(head: Registered) -> Callable[[LabelWindow], list[Any]]:
+    """The head's compute_label, checked (one label per user) and blamed on its plugin when it fails."""
 
-    return call
+    def compute(window: LabelWindow) -> list[Any]:
+        with blame(head, "head", "compute_label"):
+            values = list(head.cls.compute_label(window))
+            if len(values) != len(window.users):
+                raise ValueError(
+                    f"returned {len(values)} labels for {len(window.users)} users; return one per user"
+                )
+            return values
+
+    return compute
 
 
 def _check_registry(settings: Settings) -> None:
