@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check registry plugins tests bench feature_repo migrations
+	$(BIN)/ruff format --check registry plugins tests bench feature_repo migrations
 
 clean:
 	rm -rf $(VENV) .shopscore

@@ -62,14 +62,27 @@ def main() -> None:
         ["features", "apply"],
         ["features", "materialize"],
         ["train", "--json"],
-        ["models", "promote", "purchase", "1", "--alias", "production", "--reason", "bench", "--token", TOKEN],
+        [
+            "models",
+            "promote",
+            "purchase",
+            "1",
+            "--alias",
+            "production",
+            "--reason",
+            "bench",
+            "--token",
+            TOKEN,
+        ],
         ["score", "1", "2", "3", "--json"],
         ["report", "purchase", "production"],
     ]
     rows, trained = [], {}
     for step in steps:
         seconds, rss, out = run(step, env)
-        rows.append((" ".join(step[:2]) if step[0] in ("events", "features", "models") else step[0], seconds, rss))
+        rows.append(
+            (" ".join(step[:2]) if step[0] in ("events", "features", "models") else step[0], seconds, rss)
+        )
         if step[0] == "train":
             trained = json.loads(out)
     with ModelRegistry.open(settings=Settings.from_env(WORK)) as registry:

@@ -144,7 +144,9 @@ def test_decode_numbers_falls_back_to_protobuf_for_other_scalars():
     ids=["one-byte", "multi-byte", "negative", "extremes"],
 )
 def test_decode_numbers_reads_varints_of_every_width(batch):
-    blobs = [Value(int64_val=v).SerializeToString() for v in batch] + [Value(int32_val=-7).SerializeToString()]
+    blobs = [Value(int64_val=v).SerializeToString() for v in batch] + [
+        Value(int32_val=-7).SerializeToString()
+    ]
     assert decode_numbers(blobs).tolist() == [float(v) for v in batch] + [-7.0]
 
 

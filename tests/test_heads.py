@@ -199,7 +199,9 @@ def test_next_category_counts_an_unseen_category_as_a_miss():
 
 
 def test_next_category_without_a_vocabulary_says_how_to_get_one():
-    with pytest.raises(PluginError, match="head 'next_category'.*needs at least 2 categories.*registry.jobs.train"):
+    with pytest.raises(
+        PluginError, match="head 'next_category'.*needs at least 2 categories.*registry.jobs.train"
+    ):
         build("next_category")
 
 
@@ -220,8 +222,10 @@ def test_next_category_label_is_the_first_purchase_in_the_window():
 
     rows = pd.DataFrame({"user_id": [1, 2, 3], "event_timestamp": [t, t, t]})
     out = rows.assign(
-        **{h.label: compute_labels(events, rows, 7, LabelSpec(h.label, h.compute_label)).to_numpy()
-           for h in (NextCategoryHead, PurchaseHead)}  # fmt: skip
+        **{
+            h.label: compute_labels(events, rows, 7, LabelSpec(h.label, h.compute_label)).to_numpy()
+            for h in (NextCategoryHead, PurchaseHead)
+        }  # fmt: skip
     ).set_index("user_id")
     assert out.loc[1, "label_next_category"] == "books"  # earliest purchase after the cutoff, not a view
     assert pd.isna(out.loc[2, "label_next_category"])  # bought after the horizon
@@ -277,7 +281,9 @@ def test_train_spec_builds_a_concat_for_several_encoders():
     assert keyed == ("mlp", {"features": ["a"], "hidden": [4]})
     with pytest.raises(ValueError, match="encoder_config must map encoder names"):
         TrainSpec(encoder=["mlp", "sequence"], encoder_config={"hidden": [4]}).encoder_plan(fields)
-    with pytest.raises(PluginError, match="encoder 'mlp' of plugin 'mlp'.* select_features.*mlp encoder reads scalar"):
+    with pytest.raises(
+        PluginError, match="encoder 'mlp' of plugin 'mlp'.* select_features.*mlp encoder reads scalar"
+    ):
         TrainSpec(encoder="mlp").encoder_plan({"seq_event_type": Array(Int64)})
 
 
@@ -325,5 +331,7 @@ def test_the_horizon_is_one_number_from_wherever_it_is_given():
     assert resolve_horizon(None, {}, None) is None  # derived from the events
     assert resolve_horizon(None, {"horizon_days": 14}, None) == 14  # the head config's is the label's
     assert resolve_horizon(14, {"horizon_days": 14}, None) == 14
-    with pytest.raises(UserError, match=r"given twice.*--horizon-days = 7, the head config's horizon_days = 14"):
+    with pytest.raises(
+        UserError, match=r"given twice.*--horizon-days = 7, the head config's horizon_days = 14"
+    ):
         resolve_horizon(7, {"horizon_days": 14}, None)

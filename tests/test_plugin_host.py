@@ -71,7 +71,8 @@ def test_wrong_type_is_blamed_on_the_plugin():
 
     host = _host_with(("team_bad", Bad))
     with pytest.raises(
-        PluginError, match=r"plugin 'team_bad' \(package shopscore-team_bad 1.0\) registered .*NotAnEncoder.* not a subclass of registry.plugin_api.Encoder"
+        PluginError,
+        match=r"plugin 'team_bad' \(package shopscore-team_bad 1.0\) registered .*NotAnEncoder.* not a subclass of registry.plugin_api.Encoder",
     ):
         host.encoders  # noqa: B018
 
@@ -157,7 +158,9 @@ def test_two_heads_may_not_give_one_answer_two_types():
     import plugins.purchase
 
     host = _host_with(("purchase", plugins.purchase), ("rival", Rival))
-    with pytest.raises(PluginError, match=r"head 'rival' answers 'probability' as amount, but head 'purchase'"):
+    with pytest.raises(
+        PluginError, match=r"head 'rival' answers 'probability' as amount, but head 'purchase'"
+    ):
         host.heads  # noqa: B018
 
 
@@ -211,7 +214,9 @@ def test_misspelled_hook_in_an_installed_plugin_fails_load_with_a_pointer_to_the
     entry = importlib.metadata.EntryPoint(name="typo", value="typo_plugin", group="shopscore")
     monkeypatch.setitem(__import__("sys").modules, "typo_plugin", module)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [entry])
-    with pytest.raises(PluginError, match=r"register_encoderz.*docs/plugins.md.*SHOPSCORE_DISABLE_PLUGINS=typo"):
+    with pytest.raises(
+        PluginError, match=r"register_encoderz.*docs/plugins.md.*SHOPSCORE_DISABLE_PLUGINS=typo"
+    ):
         load_plugins()
 
 

@@ -33,7 +33,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory):
     jobs.apply_features(settings)
     registry = ModelRegistry.open(settings=settings, upgrade=True, role="promoter")
     versions = [
-        jobs.train(settings, jobs.TrainSpec(horizon_days=3, train=TrainConfig(epochs=4, progress=False, seed=s)))
+        jobs.train(
+            settings, jobs.TrainSpec(horizon_days=3, train=TrainConfig(epochs=4, progress=False, seed=s))
+        )
         for s in (0, 1)
     ]
     registry.set_alias("purchase", "production", versions[0].version, reason="first", actor="test")
@@ -61,7 +63,10 @@ def test_report_has_curves_training_and_the_alias_holder_side_by_side(shop, tmp_
         assert f'src="{name}"' in page
     assert f"v{v2.version} against v{v1.version}, which holds alias &#x27;production&#x27;" in page
     for version in (v1, v2):  # both versions' registered metrics are on the page
-        assert f"{version.metrics['test_roc_auc']:.4f}" in page and f"{version.metrics['test_pr_auc']:.4f}" in page
+        assert (
+            f"{version.metrics['test_roc_auc']:.4f}" in page
+            and f"{version.metrics['test_pr_auc']:.4f}" in page
+        )
     assert v2.lineage["data_fingerprint"] in page and "purchase_v1" in page
 
 
@@ -120,7 +125,9 @@ def test_a_version_without_stored_outputs_still_reports_and_everything_is_escape
     shutil.copytree(artifact, old)
     (old / EVALUATION_FILE).unlink()  # as a version registered before outputs were stored
     lineage = {**v1.lineage, "note": "<script>alert('x')</script>"}
-    lineage["history"] = [{k: e[k] for k in ("epoch", "train_loss", "valid_loss")} for e in lineage["history"]]
+    lineage["history"] = [
+        {k: e[k] for k in ("epoch", "train_loss", "valid_loss")} for e in lineage["history"]
+    ]
     old_version = registry.register_version(
         "purchase", old, lineage=lineage, metrics=v1.metrics, params=v1.params, created_by="<b>me</b>"
     )
