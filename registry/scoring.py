@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 import torch
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeastObjectNotFoundException
@@ -29,7 +28,6 @@ from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.artifacts import fetch_artifact
 from registry.db import validate
-from registry.db.models import ModelAliasRow, RegisteredModelRow
 from registry.db.store import ModelRegistry, ModelVersion
 from registry.features.bulk_online import BulkReader, decode_numbers, decode_objects
 from registry.features.online import ServicePlan, read_online
@@ -210,7 +208,7 @@ class Scorer:
     # ------------------------------------------------------------------------------ versions and models
 
     def _alias_map(self, model: str) -> dict[str, int]:
-        """{alias: version} of `model`, at most `alias_poll_s` old: one primary-key-indexed query per poll."""
+        """{alias: version} of `model`, at most `alias_poll_s` old: one indexed registry query per poll."""
         now = time.monotonic()
         cached = self._aliases.get(model)
         if cached is not None and now - cached[0] < self.alias_poll_s:
@@ -220,13 +218,7 @@ class Scorer:
             cached = self._aliases.get(model)
             if cached is not None and time.monotonic() - cached[0] < self.alias_poll_s:
                 return cached[1]  # another thread polled while this one waited
-            query = (
-                sa.select(ModelAliasRow.alias, ModelAliasRow.version)
-                .join(RegisteredModelRow, RegisteredModelRow.id == ModelAliasRow.model_id)
-                .where(RegisteredModelRow.name == model)
-            )
-            with self.registry.engine.connect() as conn:
-                aliases = {alias: version for alias, version in conn.execute(query)}
+            aliases = self.registry.alias_versions(model)
             self._aliases[model] = (time.monotonic(), aliases)
             return aliases
 

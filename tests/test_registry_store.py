@@ -119,6 +119,8 @@ def test_aliases_move_resolve_and_are_audited(registry: ModelRegistry, model_dir
     assert (first.from_version, first.to_version, first.actor, first.action) == (None, 1, "ana", "set")
     assert (moved.from_version, moved.to_version, moved.reason) == (1, 2, "better")
     assert [v.aliases for v in registry.versions("m")] == [(), ("staging",), ("challenger",)]
+    assert registry.alias_versions("m") == {"staging": 2, "challenger": 3}  # what a server polls
+    assert registry.alias_versions("no_such_model") == {}
     events = registry.alias_events("m", "staging")
     assert [(e.from_version, e.to_version) for e in events] == [(None, 1), (1, 2)]
     assert len(registry.alias_events("m")) == 3

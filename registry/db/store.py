@@ -322,6 +322,18 @@ class ModelRegistry:
                 raise self._unknown_alias(session, model_row, alias)
             return self._record(session, model_row, self._version_row(session, model_row, alias_row.version))
 
+    def alias_versions(self, model: str) -> dict[str, int]:
+        """{alias: version} of `model` in one indexed query, {} for a model that does not exist: what a
+        server polls to pick up alias moves."""
+        validate.model_name(model)
+        query = (
+            sa.select(ModelAliasRow.alias, ModelAliasRow.version)
+            .join(RegisteredModelRow, RegisteredModelRow.id == ModelAliasRow.model_id)
+            .where(RegisteredModelRow.name == model)
+        )
+        with self.engine.connect() as conn:
+            return {alias: version for alias, version in conn.execute(query)}
+
     def get_version(self, model: str, version: int) -> ModelVersion:
         validate.model_name(model)
         validate.version_number(version)
