@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,6 +278,12 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
             f"this model needs {part} {saved['name']!r} from plugin {saved.get('plugin')!r} "
             f"(package {saved.get('package')!r} {saved.get('version') or ''}), which is not installed; "
             f"install that package (pip install {saved.get('package') or '<package>'}) to load it"
+            + (
+                f", or take {saved.get('plugin')!r} out of SHOPSCORE_DISABLE_PLUGINS / add it to "
+                f"SHOPSCORE_LOAD_PLUGINS"
+                if os.environ.get("SHOPSCORE_DISABLE_PLUGINS") or os.environ.get("SHOPSCORE_LOAD_PLUGINS")
+                else ""
+            )
         )
     now = table[saved["name"]].package_version
     if saved.get("version") and now and now != saved["version"]:
@@ -321,7 +328,16 @@ def _building(kind: str, name: str, registered: Registered, config: dict[str, An
     except Exception as exc:
         package = f", package {registered.package}" if registered.package else ""
         raise PluginError(
-            f"{kind} {name!r} (plugin {registered.plugin!r}{package}) could not be built from its config "
-            f"{json.dumps(config, default=str)[:200]}: {type(exc).__name__}: {exc}; check --{kind}-config "
-            f"against the {kind}'s options (`shopscore plugins`, docs/plugins.md)"
+            f"{kind} {name!r} (plugin {registered.plugin!r}{package}) could not be built from its config: "
+            f"{type(exc).__name__}: {exc}; check --{kind}-config against the {kind}'s options "
+            f"(`shopscore plugins`, docs/plugins.md). The config was {_shortened(config)}"
         ) from exc
+
+
+def _shortened(config: dict[str, Any]) -> str:
+    """The config as JSON, long lists (a service's feature names) cut to their first few entries."""
+    short = {
+        k: (v[:3] + [f"... {len(v) - 3} more"] if isinstance(v, list) and len(v) > 4 else v)
+        for k, v in config.items()
+    }
+    return json.dumps(short, default=str)

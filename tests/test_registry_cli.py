@@ -83,7 +83,7 @@ def test_promote_rollback_log(cli: Any) -> None:
     promoted = cli(
         "promote", "m", "2", "--alias", "production", "--reason", "first", "--token", PROMOTER_TOKEN
     )
-    assert promoted.exit_code == 0 and promoted.output.strip() == "m@production: v- -> v2"
+    assert promoted.exit_code == 0 and promoted.output.strip() == "m@production: (unset) -> v2"
 
     vetoed = cli("promote", "m", "3", "--alias", "production", "--reason", "x", "--token", PROMOTER_TOKEN)
     assert (

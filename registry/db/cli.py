@@ -193,7 +193,7 @@ def _versions_table(found: list[ModelVersion]) -> str:
             v.version,
             v.status,
             ", ".join(v.aliases),
-            _fmt(v.metrics.get("test_pr_auc")),
+            _promotion_metric(v),
             v.feature_service,
             v.horizon_days,
             v.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -201,8 +201,27 @@ def _versions_table(found: list[ModelVersion]) -> str:
         )
         for v in found
     ]
-    headers = ("VERSION", "STATUS", "ALIASES", "TEST_PR_AUC", "FEATURE_SERVICE", "HORIZON", "CREATED", "BY")
+    headers = (
+        "VERSION",
+        "STATUS",
+        "ALIASES",
+        "PROMOTION METRIC",
+        "FEATURE_SERVICE",
+        "HORIZON",
+        "CREATED",
+        "BY",
+    )
     return _table(headers, rows)
+
+
+def _was(version: int | None) -> str:
+    return "(unset)" if version is None else f"v{version}"
+
+
+def _promotion_metric(v: ModelVersion) -> str:
+    """E.g. `test_pr_auc 0.4120`: the metric promotion compares for this version's head."""
+    name = (v.lineage.get("task") or {}).get("promotion_metric", "test_pr_auc")
+    return f"{name} {_fmt(v.metrics.get(name))}"
 
 
 def _version_text(v: ModelVersion) -> str:
@@ -259,7 +278,7 @@ def models_promote(
     _emit(
         as_json,
         event.to_dict(),
-        f"{model}@{alias}: v{event.from_version or '-'} -> v{event.to_version}{forced}",
+        f"{model}@{alias}: {_was(event.from_version)} -> v{event.to_version}{forced}",
     )
 
 
