@@ -1,6 +1,6 @@
 """Where do the sequence and text encoders beat the MLP on the synthetic shop, by how much, and why?
 
-    .venv/bin/python bench/quality_synthetic.py --json           # the README's table (20 min on 2 cores, one torch thread)
+    .venv/bin/python bench/quality_synthetic.py --json           # docs/results/encoders_synthetic.md's table (20 min on 2 cores, one torch thread)
     .venv/bin/python bench/quality_synthetic.py --users 3000 --epochs 4 --variants full   # quick look
 
 The generator (registry/events/generate.py) plants two signals the MLP's windowed counts cannot see: the
