@@ -139,15 +139,24 @@ def binary_metrics(
     return metrics
 
 
+def _error(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    return np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
+
+
+# The regression metrics by name, in the label's own unit (NaN on no rows).
+ERROR_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "mae": lambda y, p: float(np.abs(_error(y, p)).mean()) if len(y) else float("nan"),
+    "rmse": lambda y, p: float(np.sqrt((_error(y, p) ** 2).mean())) if len(y) else float("nan"),
+}
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MAE and RMSE in the label's own unit, next to the mean label (a scale to read them against)."""
     y_true = np.asarray(y_true, dtype="float64")
-    error = np.asarray(y_pred, dtype="float64") - y_true
     return {
         "n": float(len(y_true)),
         "mean_label": float(y_true.mean()) if len(y_true) else float("nan"),
-        "mae": float(np.abs(error).mean()) if len(y_true) else float("nan"),
-        "rmse": float(np.sqrt((error**2).mean())) if len(y_true) else float("nan"),
+        **{name: metric(y_true, y_pred) for name, metric in ERROR_METRICS.items()},
     }
 
 

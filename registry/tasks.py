@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from registry.metrics import (
+    ERROR_METRICS,
     PROBABILITY_METRICS,
     RANKING_METRICS,
     binary_metrics,
@@ -204,10 +205,7 @@ BINARY = Evaluation(
 REGRESSION = Evaluation(
     name="regression",
     metrics=regression_metrics,
-    headline={
-        "mae": lambda y, p: float(np.mean(np.abs(p - y))),
-        "rmse": lambda y, p: float(np.sqrt(np.mean((p - y) ** 2))),
-    },
+    headline=ERROR_METRICS,
     promotion_metric="mae",
     greater_is_better=False,
     baselines=_amount_baselines,

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from registry.features.training_set import entity_rows
+from registry.features.training_set import LabelSpec, compute_labels, entity_rows
 from registry.training import SplitError, Splits
 
 CLICKSTREAM_SERVICE = "purchase_v1"
@@ -83,10 +84,8 @@ def positive_rate(events: pd.DataFrame, horizon_days: int) -> float:
     """The share of users with history who buy within the horizon after the test cutoff
     `Splits.default_for` would use for it (whatever head is trained, a horizon without buyers teaches little)."""
     cutoff = events["event_time"].max().floor("D") + pd.Timedelta(days=1 - horizon_days)
-    users = entity_rows(events, [cutoff])["user_id"]
-    if users.empty:
+    rows = entity_rows(events, [cutoff])
+    if rows.empty:
         return 0.0
-    after = events["event_time"] > cutoff
-    window = events[after & (events["event_time"] <= cutoff + pd.Timedelta(days=horizon_days))]
-    buyers = window.loc[window["event_type"] == "purchase", "user_id"].unique()
-    return float(users.isin(buyers).mean())
+    buys = LabelSpec("buys", lambda window: np.isin(window.users, window.purchases()["user_id"]))
+    return float(compute_labels(events, rows, horizon_days, buys).mean())
