@@ -1,8 +1,8 @@
 """What a user is told when something they asked for cannot be done: one line naming the problem and the fix.
 
 Core modules raise their own precise exceptions (`registry.db.errors`, `PluginError`, `SplitError`, ...),
-each with a message that already names the fix. `user_message` is the one place that decides which
-exceptions are the user's to fix and says so in one line; the CLI prints it as `Error: ...`. Anything it
+each a `UserError` with a message that already names the fix. `user_message` is the one place that turns
+an exception into the one line a user reads; the CLI prints it as `Error: ...`. Anything it
 does not recognise is a bug, reported as such (SHOPSCORE_DEBUG=1 shows the traceback).
 """
 
@@ -29,29 +29,7 @@ def user_message(exc: BaseException) -> str | None:
     # Imported here: this module is imported by the CLI's entry point, which must start fast.
     from feast.errors import FeastObjectNotFoundException
 
-    from registry.db.errors import RegistryError
-    from registry.events.importers import ImportFormatError
-    from registry.events.schema import EventSchemaError
-    from registry.features.store import FeatureRepoError
-    from registry.modeling import ModelFormatError
-    from registry.plugin_host import PluginError
-    from registry.scoring import InvalidUserId
-    from registry.serving.config import ServingConfigError
-    from registry.training import SplitError
-
-    ours = (
-        UserError,
-        RegistryError,
-        PluginError,
-        SplitError,
-        FeatureRepoError,
-        EventSchemaError,
-        ImportFormatError,
-        ModelFormatError,
-        InvalidUserId,
-        ServingConfigError,
-    )
-    if isinstance(exc, ours):
+    if isinstance(exc, UserError):
         return _one_line(str(exc))
     if isinstance(exc, FeastObjectNotFoundException):
         return _one_line(

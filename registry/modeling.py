@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
+from registry.errors import UserError
 from registry.plugin_host import (
     PluginError,
     PluginHost,
@@ -42,7 +43,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class ModelFormatError(ValueError):
+class ModelFormatError(UserError, ValueError):
     """A model directory is not a shopscore model, or was written by an incompatible version."""
 
 

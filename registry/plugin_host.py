@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from registry import hookspecs
+from registry.errors import UserError
 
 if TYPE_CHECKING:
     from registry.db.records import AliasEvent, ModelVersion
@@ -34,7 +35,7 @@ GROUP = "shopscore"
 log = logging.getLogger("shopscore.plugins")
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A plugin failed to load, registered something invalid or raised. The message names the plugin and the
     fix."""
 

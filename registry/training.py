@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from registry import progress
+from registry.errors import UserError
 from registry.features.training_set import as_utc
 from registry.modeling import ShopModel
 
@@ -29,7 +30,7 @@ MIN_HISTORY_DAYS = 14
 MAX_TRAIN_CUTOFFS = 12
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
     """Training cutoffs that would let labels leak into a later split."""
 
 

@@ -12,7 +12,7 @@ from helpers import random_events
 
 from registry import jobs
 from registry.events.schema import write_events
-from registry.features import freshness, lifetime, pipeline, push_events, read_online
+from registry.features import lifetime, pipeline, push_events, read_online
 from registry.features import store as feast_store
 from registry.features.training_set import LabelSpec, build_training_set, compute_labels, entity_rows
 from registry.settings import Settings
@@ -145,24 +145,21 @@ def test_pushed_cart_changes_online_features_at_once(materialized):
     assert len(list(settings.events_dir.glob("date=*/push-*.parquet"))) == 3, "every push is kept"
 
 
-def test_freshness_reports_each_views_age_and_masks_expired(shared):
+def test_online_read_reports_ages_and_masks_expired_views(shared):
     settings, _, snapshots = shared
     store = feast_store.open_store(settings)
-    service = store.get_feature_service("purchase_seq_v1")
     newest = snapshots.groupby("user_id")["event_timestamp"].max()
     now = newest.loc[1].timestamp() + 3600  # one hour after user 1's newest snapshot
-    response = store.get_online_features(features=service, entity_rows=[{"user_id": 1}, {"user_id": 987654}])
-    ages = freshness(store, "purchase_seq_v1", response.to_dict(include_event_timestamps=True), now=now)
-    assert set(ages) == {"user_activity", "user_sequence"}
-    assert ages["user_activity"] == [pytest.approx(3600.0), None]
-    fresh = read_online(store, "purchase_seq_v1", [1], now=now)
-    assert not fresh.any_expired()[0] and fresh.frame.loc[0, "view_count_30d"] is not None
+    fresh = read_online(store, "purchase_seq_v1", [1, 987654], now=now)
+    assert set(fresh.event_time) == {"user_activity", "user_sequence"}
+    assert fresh.ages[0] == pytest.approx(3600.0) and np.isnan(fresh.ages[1])  # 987654: nothing stored
+    assert not fresh.stale.any() and fresh.frame().loc[0, "view_count_30d"] is not None
     # Three days on, both views are past their TTL (the sequence's covers the snapshot tail exactly), so
     # the values read as missing although Feast still returns them.
     late = read_online(store, "purchase_seq_v1", [1], now=now + 3 * 86400)
-    assert late.expired["user_activity"][0] and late.expired["user_sequence"][0]
-    assert late.frame.loc[0, "view_count_30d"] is None and late.frame.loc[0, "seq_event_type"] is None
-    assert late.age_seconds["user_activity"][0] == pytest.approx(3600.0 + 3 * 86400)
+    assert late.expired["user_activity"][0] and late.expired["user_sequence"][0] and late.stale[0]
+    assert late.frame().loc[0, "view_count_30d"] is None and late.frame().loc[0, "seq_event_type"] is None
+    assert late.ages[0] == pytest.approx(3600.0 + 3 * 86400)
 
 
 def test_an_expired_view_blanks_only_its_own_features_in_training_sets(shared):

@@ -38,10 +38,10 @@ def scorer(serving_shop: ServingShop) -> Scorer:
 
 def expected(scorer: Scorer, model: str, users: list[int]) -> np.ndarray:
     """The model's predictions on the features Feast's public API returns: what serving must answer."""
-    version = scorer.registry.resolve(model, "production")
+    version = scorer.model_registry.resolve(model, "production")
     shop_model = ShopModel.from_pretrained(fetch_artifact(version.artifact_uri, version.sha256))
-    read = read_online(scorer.store, version.feature_service, users, now=time.time())
-    return shop_model.predict_frame(read.frame.astype("float64"))
+    read = read_online(scorer.feature_store, version.feature_service, users, now=time.time())
+    return shop_model.predict_frame(read.frame().astype("float64"))
 
 
 # Serving answers come from another batch than `expected`'s forward pass, so on some CPUs they differ in the last
@@ -78,7 +78,7 @@ def test_spend_is_an_expected_amount_not_a_probability(scorer, serving_shop):
 def test_next_category_answers_the_top_categories_best_first(scorer, serving_shop):
     users = [serving_shop.known_user, UNKNOWN_USER, 1]
     scores = scorer.score_many(users, model="next_category")
-    head = scorer._model(scorer.resolve("next_category", "production")).head
+    head = scorer.models.get(scorer.resolve("next_category", "production")).head
     k = min(head.config.top_k, len(head.config.categories))
     categories = list(head.config.categories)
     reference = expected(scorer, "next_category", users)

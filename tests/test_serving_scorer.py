@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from registry.features.online import read_online
 from registry.features.store import FeatureRepoError
 from registry.modeling import ShopModel
 from registry.scoring import InvalidUserId, Scorer
-from registry.serving.config import ModelRoute, ServingConfig, ServingConfigError, bucket
+from registry.scoring.routing import ModelRoute, ServingConfig, ServingConfigError, bucket
 
 if TYPE_CHECKING:
     from serving_fixtures import ServingShop
@@ -49,7 +50,8 @@ def test_unknown_user_is_a_cold_start_scored_on_empty_features(scorer):
 
 def test_service_with_an_on_demand_view_is_read_with_the_request_time(scorer, serving_shop):
     # purchase_rt_v1's on-demand view needs request_ts: the scorer must supply it, not fail in Feast.
-    names, values, ages, stale = scorer._online("purchase_rt_v1", [serving_shop.known_user, UNKNOWN_USER])
+    read = scorer.reader.read("purchase_rt_v1", [serving_shop.known_user, UNKNOWN_USER], now=time.time())
+    names, values, ages, stale = read.names, read.values, read.ages, read.stale
     at_request = values[:, names.index("hours_since_last_event_at_request")]
     known_age, unknown_age = ages
     assert not np.isnan(known_age) and np.isnan(unknown_age) and not stale.any()
@@ -87,9 +89,9 @@ def test_score_many_is_one_lookup_and_one_forward_and_matches_score(scorer, serv
     singles = [scorer.score(u) for u in users]
     lookups, forwards = [], []
     # One online-store read per feature view of the service (purchase_v1 has one view).
-    real_read = scorer._bulk.read
-    monkeypatch.setattr(scorer._bulk, "read", lambda *a: lookups.append(1) or real_read(*a))
-    model = scorer._models[("purchase", serving_shop.v1.version)]
+    real_read = scorer.reader.bulk.read
+    monkeypatch.setattr(scorer.reader.bulk, "read", lambda *a: lookups.append(1) or real_read(*a))
+    model = scorer.models.get(scorer.resolve("purchase", "production"))
     handle = model.register_forward_hook(lambda *args: forwards.append(1))
     try:
         batch = scorer.score_many(users)
@@ -121,8 +123,10 @@ def test_each_version_is_loaded_once_in_inference_mode(serving_shop, monkeypatch
             ("purchase", serving_shop.v1.version),
             ("purchase", serving_shop.v2.version),
         ]
-        assert all(not m.training for m in scorer._models.values())
-        assert scorer.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        assert not any(
+            scorer.models.get(scorer.resolve("purchase", a)).training for a in ("production", "candidate")
+        )
+        assert scorer.models.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     finally:
         scorer.close()
 
@@ -131,7 +135,9 @@ def test_alias_move_is_served_within_a_second_with_no_failed_or_foreign_answers(
     shop = serving_shop
     scorer = Scorer(shop.settings)
     scorer.warm("purchase", "production")
-    scorer._model(scorer.registry.get_version("purchase", shop.v2.version))  # load time is not reload time
+    scorer.models.get(
+        scorer.model_registry.get_version("purchase", shop.v2.version)
+    )  # load time is not reload time
     answers: list[tuple[float, int]] = []
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -228,17 +234,14 @@ def test_direct_online_read_matches_feasts_public_api(scorer, serving_shop):
     # The hot path reads the online store itself (skipping get_online_features' planning); it must return
     # exactly what get_online_features returns for the same FeatureService, absent users included.
     users = [serving_shop.known_user, UNKNOWN_USER, 1, 2, 3]
-    spec = scorer._service("purchase_v1")
-    assert spec.direct
-    public = scorer.store.get_online_features(
-        features=spec.service, entity_rows=[{"user_id": u} for u in users]
-    ).to_dict(include_event_timestamps=True)
-    values, stamps = scorer._read(spec, users)
-    for column, name in enumerate(spec.names):
-        expected = [float("nan") if v is None else float(v) for v in public[name]]
-        assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
-    (view,) = spec.views
-    assert stamps[0].tolist() == pytest.approx([float(t or 0) for t in public[f"{view.names[0]}__ts"]])
+    assert scorer.reader.plan("purchase_v1").bulk
+    for now in (time.time(), time.time() + 30 * 86400):  # fresh, then past every TTL (masked the same way)
+        bulk = scorer.reader.read("purchase_v1", users, now=now)
+        public = read_online(scorer.feature_store, "purchase_v1", users, now=now)
+        assert bulk.names == public.names
+        np.testing.assert_allclose(bulk.values, public.values, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(bulk.ages, public.ages, rtol=1e-9, equal_nan=True)
+        np.testing.assert_array_equal(bulk.stale, public.stale)
 
 
 @pytest.mark.gpu
@@ -249,7 +252,7 @@ def test_scoring_on_cuda_matches_cpu(serving_shop):
     gpu = Scorer(serving_shop.settings.with_(device="cuda"))
     try:
         on_gpu = gpu.score_many(users)
-        assert next(gpu._models[("purchase", serving_shop.v1.version)].parameters()).is_cuda
+        assert next(gpu.models.get(gpu.resolve("purchase", "production")).parameters()).is_cuda
         for a, b in zip(cpu.score_many(users), on_gpu, strict=True):
             assert b.probability == pytest.approx(a.probability, abs=1e-5)
     finally:
@@ -302,18 +305,13 @@ def test_redis_profile_serves_the_same_features_and_scores(redis_settings, score
     users = [serving_shop.known_user, UNKNOWN_USER, 1, 2, 3]
     on_redis = Scorer(redis_settings)
     try:
-        spec = on_redis._service("purchase_v1")
-        assert spec.direct
-        values, _ = on_redis._read(spec, users)
+        assert on_redis.reader.plan("purchase_v1").bulk
+        now = time.time()
+        public = read_online(on_redis.feature_store, "purchase_v1", users, now=now).values
         # Twice: the Redis store once mutated the feature list it was given, breaking the second read.
-        again, _ = on_redis._read(spec, users)
-        public = on_redis.store.get_online_features(
-            features=spec.service, entity_rows=[{"user_id": u} for u in users]
-        ).to_dict()
-        for column, name in enumerate(spec.names):
-            expected = [float("nan") if v is None else float(v) for v in public[name]]
-            assert values[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
-            assert again[:, column].tolist() == pytest.approx(expected, nan_ok=True), name
+        for _ in range(2):
+            values = on_redis.reader.read("purchase_v1", users, now=now).values
+            np.testing.assert_allclose(values, public, rtol=1e-12, equal_nan=True)
         for a, b in zip(scorer.score_many(users), on_redis.score_many(users), strict=True):
             assert (b.version, b.cold_start, b.stale) == (a.version, a.cold_start, a.stale)
             assert b.probability == pytest.approx(a.probability, abs=1e-6)
@@ -323,4 +321,4 @@ def test_redis_profile_serves_the_same_features_and_scores(redis_settings, score
 
 def test_a_feature_service_missing_from_feast_names_the_fix(scorer):
     with pytest.raises(FeatureRepoError, match="shopscore features apply"):
-        scorer._service("no_such_service")
+        scorer.reader.plan("no_such_service")

@@ -6,8 +6,10 @@ from `RegistryError`, which the CLI turns into a one-line error and exit status 
 
 from __future__ import annotations
 
+from registry.errors import UserError
 
-class RegistryError(Exception):
+
+class RegistryError(UserError):
     """Base class of every error the model registry raises on purpose."""
 
 

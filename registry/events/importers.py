@@ -64,6 +64,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from registry.errors import UserError
 from registry.events.schema import COLUMNS, EVENT_TYPES, write_event_parts
 
 FORMATS: tuple[str, ...] = ("rees46", "retailrocket", "taobao", "diginetica", "cdnow", "csv")
@@ -79,7 +80,7 @@ MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None
 _IMPORTER_VERSION = "1"
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(UserError, ValueError):
     """The file or the options cannot be imported at all (wrong header, bad mapping); nothing was written."""
 
 

@@ -12,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.errors import UserError
+
 EVENT_TYPES: tuple[str, ...] = ("view", "cart", "remove_from_cart", "favorite", "purchase", "search")
 
 # Column -> pandas dtype. `user_id` is int64 in every built-in source (one type per repo, see DESIGN.md).
@@ -45,7 +47,7 @@ ARROW_SCHEMA = pa.schema(
 )
 
 
-class EventSchemaError(ValueError):
+class EventSchemaError(UserError, ValueError):
     """A frame does not have the canonical event columns or values."""
 
 

@@ -1,4 +1,4 @@
-"""Feature pipeline and Feast wiring. `push_events` and `freshness` are the serving-side entry points.
+"""Feature pipeline and Feast wiring. `push_events` and `read_online` are the serving-side entry points.
 
 They import Feast lazily, so `registry.features.pipeline` stays cheap to import.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["freshness", "push_events", "read_online"]
+__all__ = ["push_events", "read_online"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,7 +15,7 @@ def __getattr__(name: str) -> Any:
         from registry.features.push import push_events
 
         return push_events
-    if name in ("freshness", "read_online"):
+    if name == "read_online":
         from registry.features import online
 
         return getattr(online, name)

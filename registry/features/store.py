@@ -21,6 +21,7 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFea
 from feast.data_source import DataSource
 from feast.errors import FeastObjectNotFoundException
 
+from registry.errors import UserError
 from registry.features import dask_tokens
 from registry.settings import Settings
 
@@ -29,7 +30,7 @@ DEFAULTS = {"SHOPSCORE_FEAST_PROJECT": "shopscore"}
 FEAST_TYPES = (Entity, FeatureView, OnDemandFeatureView, FeatureService, DataSource)
 
 
-class FeatureRepoError(RuntimeError):
+class FeatureRepoError(UserError, RuntimeError):
     """The feature repo or its configuration is missing or invalid."""
 
 

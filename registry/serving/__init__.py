@@ -1,10 +1,12 @@
-"""Serving: routing configuration (traffic split, shadow alias), the HTTP app and its telemetry.
+"""The HTTP API over `registry.scoring` and the model registry (FastAPI), and its telemetry.
 
-Scoring itself lives in `registry.scoring` (the only scoring code); this package only decides which alias
-answers and exposes `score()` over HTTP. Importing this package does not import FastAPI: the HTTP app is
-in `registry.serving.app`.
+- app.py        create_app(): lifespan, error mapping, routers
+- errors.py     domain error -> HTTP status, and the JSON error body
+- deps.py       the dependencies routes declare: scorer, model registry, telemetry
+- routes/       one router per surface: scores, features, models, ops
+- schemas.py    request and response models
+- telemetry.py  Prometheus metrics
+- process.py    tuning of a serving process (threads, frozen heap)
+
+Routing of traffic between aliases is part of scoring (registry.scoring.routing).
 """
-
-from registry.serving.config import ModelRoute, ServingConfig
-
-__all__ = ["ModelRoute", "ServingConfig"]

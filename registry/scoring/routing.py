@@ -76,6 +76,20 @@ class ModelRoute:
                 return alias
         return self.split[-1][0]  # point within rounding of 1.0
 
+    def answering(self, model: str, alias: str, user_ids: list[int]) -> dict[str, list[int]]:
+        """{answering alias: positions in `user_ids`} for a request to `alias`: the split applies only to the
+        entry alias; any other alias answers every user itself."""
+        if alias != self.entry_alias or not self.split:
+            return {alias: list(range(len(user_ids)))}
+        groups: dict[str, list[int]] = {}
+        for position, user_id in enumerate(user_ids):
+            groups.setdefault(self.alias_for(model, user_id), []).append(position)
+        return groups
+
+    def shadow_of(self, alias: str) -> str | None:
+        """The alias scored in the shadows of a request to `alias` (only the entry alias has one)."""
+        return self.shadow if alias == self.entry_alias else None
+
 
 @dataclass(frozen=True)
 class ServingConfig:

@@ -1,0 +1,1 @@
+"""One router per surface of the HTTP API: scores, features, models, ops."""
