@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from registry_support import PROMOTER_TOKEN, register
 
-from registry.db.cli import models_group
+from registry.cli import main
 from registry.db.store import ModelRegistry
 
 pytest_plugins = ["registry_fixtures"]
@@ -43,7 +43,7 @@ def cli(
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
-        return runner.invoke(models_group, list(args), catch_exceptions=False)
+        return runner.invoke(main, ["models", *args], catch_exceptions=False)
 
     yield invoke
     default_host.cache_clear()

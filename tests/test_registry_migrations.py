@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
 from registry.db import migrate
-from registry.db.cli import db_group
+from registry.cli import main
 from registry.db.engine import make_engine, write_engine
 from registry.db.errors import SchemaOutOfDate
 from registry.db.models import Base
@@ -131,17 +131,17 @@ def test_db_cli_upgrade_current_check(empty_url: str) -> None:
     runner = CliRunner()
     head = migrate.heads()[0]
 
-    checked = runner.invoke(db_group, ["check", "--database-url", empty_url])
+    checked = runner.invoke(main, ["db", "check", "--database-url", empty_url])
     assert checked.exit_code == 1
     assert "shopscore db upgrade" in checked.output
 
-    upgraded = runner.invoke(db_group, ["upgrade", "--database-url", empty_url, "--json"])
+    upgraded = runner.invoke(main, ["db", "upgrade", "--database-url", empty_url, "--json"])
     assert upgraded.exit_code == 0, upgraded.output
     assert json.loads(upgraded.output)["to"] == head
 
-    current = runner.invoke(db_group, ["current", "--database-url", empty_url])
+    current = runner.invoke(main, ["db", "current", "--database-url", empty_url])
     assert current.exit_code == 0 and current.output.startswith(head)
 
-    assert runner.invoke(db_group, ["check", "--database-url", empty_url]).exit_code == 0
-    again = runner.invoke(db_group, ["upgrade", "--database-url", empty_url])
+    assert runner.invoke(main, ["db", "check", "--database-url", empty_url]).exit_code == 0
+    again = runner.invoke(main, ["db", "upgrade", "--database-url", empty_url])
     assert "already at" in again.output

@@ -166,15 +166,16 @@ def test_other_heads_get_their_own_curves(shop, tmp_path, head, image):
         assert top_k_accuracy(unknown, probabilities, 5) == 0.0
 
 
-def test_unknown_model_or_version_exits_2_with_a_clear_message(shop, monkeypatch):
+def test_unknown_model_or_version_exits_1_with_a_clear_message(shop, monkeypatch):
+    # Exit 1 as every other command does for a name the registry lacks (2 is for malformed usage).
     settings, _, (_, v2) = shop
     result = cli(settings, monkeypatch, "nosuch", "1")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "no registered model named 'nosuch'" in result.output and "shopscore models list" in result.output
     result = cli(settings, monkeypatch, "purchase", "99")
-    assert result.exit_code == 2 and "has no version 99" in result.output
+    assert result.exit_code == 1 and "has no version 99" in result.output
     result = cli(settings, monkeypatch, "purchase", "candidate")
-    assert result.exit_code == 2 and "has no alias 'candidate'" in result.output
+    assert result.exit_code == 1 and "has no alias 'candidate'" in result.output
 
 
 def test_report_accepts_an_alias_and_defaults_its_directory(shop, monkeypatch):

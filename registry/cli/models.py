@@ -1,151 +1,20 @@
-"""`shopscore db ...` and `shopscore models ...`: thin click adapters over `registry.db`.
-
-The two groups are attached to the main `shopscore` group elsewhere (`registry.cli`); they also work alone
-(`click.testing.CliRunner().invoke(models_group, [...])`). Every command takes `--json` for machine-readable
-output and `--database-url` (default: $SHOPSCORE_DATABASE_URL, else the workspace's SQLite file).
-Registry errors print one clear message and exit with status 1.
-"""
+"""`shopscore models ...`: list, inspect, promote, roll back and archive registered versions."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from registry.db import migrate
-from registry.db.engine import database_exists, display_url
-from registry.db.errors import RegistryError
+from registry.cli.common import (
+    database_options,
+    emit,
+    open_registry,
+    table,
+    version_ref,
+)
 from registry.db.records import Comparison, ModelVersion
-from registry.db.store import ModelRegistry
-from registry.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _common(func: F) -> F:
-    """--database-url and --json on every command."""
-    func = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
-    func = click.option(
-        "--database-url",
-        "url",
-        envvar="SHOPSCORE_DATABASE_URL",
-        default=None,
-        help="Registry database URL [default: $SHOPSCORE_DATABASE_URL, else $SHOPSCORE_HOME/registry.db].",
-    )(func)
-    return func
-
-
-def _resolve_url(url: str | None) -> str:
-    return url or Settings.from_env().database_url
-
-
-def _errors(func: F) -> F:
-    """Turn registry errors into a one-line click error with exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RegistryError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-@contextmanager
-def _registry(url: str | None, **kwargs: Any) -> Iterator[ModelRegistry]:
-    registry = ModelRegistry.open(_resolve_url(url), **kwargs)
-    try:
-        yield registry
-    finally:
-        registry.close()
-
-
-def _emit(as_json: bool, payload: Any, text: str | Callable[[], str]) -> None:
-    if as_json:
-        click.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
-    else:
-        click.echo(text() if callable(text) else text)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def _version_ref(registry: ModelRegistry, model: str, ref: str) -> int:
-    """A version number, or the number an alias points at (`show m production`, `promote m staging ...`)."""
-    return int(ref) if ref.isdigit() else registry.resolve(model, ref).version
-
-
-# ------------------------------------------------------------------------------------------------- db
-
-
-@click.group("db")
-def db_group() -> None:
-    """Create and migrate the model registry database."""
-
-
-@db_group.command("upgrade")
-@click.option("--revision", default="heads", show_default=True, help="Target revision.")
-@_common
-@_errors
-def db_upgrade(url: str | None, as_json: bool, revision: str) -> None:
-    """Create the registry schema or migrate it to the newest revision."""
-    url = _resolve_url(url)
-    before = migrate.current(url) if database_exists(url) else None
-    after = migrate.upgrade(url, revision)
-    where = display_url(url)
-    _emit(
-        as_json,
-        {"url": where, "from": before, "to": after},
-        f"{where}: {before or 'empty'} -> {after}" if before != after else f"{where}: already at {after}",
-    )
-
-
-@db_group.command("current")
-@_common
-@_errors
-def db_current(url: str | None, as_json: bool) -> None:
-    """Print the revision the database is at."""
-    url = _resolve_url(url)
-    at = migrate.current(url) if database_exists(url) else None
-    heads = migrate.SCHEMA_HEAD
-    _emit(
-        as_json,
-        {"url": display_url(url), "current": at, "head": heads},
-        f"{at or f'none (run `{migrate.UPGRADE_COMMAND}`)'} (head: {heads})",
-    )
-
-
-@db_group.command("check")
-@_common
-@_errors
-def db_check(url: str | None, as_json: bool) -> None:
-    """Exit 0 when the schema is current, 1 (with the fix) when it is not."""
-    url = _resolve_url(url)
-    at = migrate.current(url) if database_exists(url) else None
-    ok = at == migrate.SCHEMA_HEAD
-    message = (
-        "schema is current" if ok else f"schema is not current (at {at}); run `{migrate.UPGRADE_COMMAND}`"
-    )
-    _emit(
-        as_json,
-        {"url": display_url(url), "current": at, "head": migrate.SCHEMA_HEAD, "ok": ok},
-        message,
-    )
-    if not ok:
-        raise click.exceptions.Exit(1)
-
-
-# --------------------------------------------------------------------------------------------- models
 
 
 @click.group("models")
@@ -154,37 +23,35 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@_common
-@_errors
+@database_options
 def models_list(url: str | None, as_json: bool) -> None:
     """Registered models with their latest version and aliases."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         found = registry.models()
     rows = [
         (m.name, m.latest_version, m.version_count, ", ".join(f"{a}=v{v}" for a, v in m.aliases.items()))
         for m in found
     ]
-    _emit(
+    emit(
         as_json,
         [m.to_dict() for m in found],
-        lambda: _table(("MODEL", "LATEST", "VERSIONS", "ALIASES"), rows) if rows else "no registered models",
+        lambda: table(("MODEL", "LATEST", "VERSIONS", "ALIASES"), rows) if rows else "no registered models",
     )
 
 
 @models_group.command("show")
 @click.argument("model")
 @click.argument("version", required=False)
-@_common
-@_errors
+@database_options
 def models_show(url: str | None, as_json: bool, model: str, version: str | None) -> None:
     """All versions of MODEL, or one VERSION (a number or an alias) in detail."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         if version is None:
             found = registry.versions(model)
-            _emit(as_json, [v.to_dict() for v in found], lambda: _versions_table(found))
+            emit(as_json, [v.to_dict() for v in found], lambda: _versions_table(found))
             return
-        record = registry.get_version(model, _version_ref(registry, model, version))
-    _emit(as_json, record.to_dict(), lambda: _version_text(record))
+        record = registry.get_version(model, version_ref(registry, model, version))
+    emit(as_json, record.to_dict(), lambda: _version_text(record))
 
 
 def _versions_table(found: list[ModelVersion]) -> str:
@@ -211,7 +78,7 @@ def _versions_table(found: list[ModelVersion]) -> str:
         "CREATED",
         "BY",
     )
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def _was(version: int | None) -> str:
@@ -257,8 +124,7 @@ def _fmt(value: Any) -> str:
 @click.option("--force", is_flag=True, help="Override vetoes of the promotion checks (audited as forced).")
 @click.option("--actor", default=None, help="Who is promoting [default: $SHOPSCORE_ACTOR or login name].")
 @click.option("--token", default=None, help="Promoter token, needed for protected aliases.")
-@_common
-@_errors
+@database_options
 def models_promote(
     url: str | None,
     as_json: bool,
@@ -271,11 +137,11 @@ def models_promote(
     token: str | None,
 ) -> None:
     """Point ALIAS of MODEL at VERSION (a number or another alias)."""
-    with _registry(url) as registry:
-        number = _version_ref(registry, model, version)
+    with open_registry(url) as registry:
+        number = version_ref(registry, model, version)
         event = registry.set_alias(model, alias, number, reason=reason, actor=actor, force=force, token=token)
     forced = " (forced)" if event.forced else ""
-    _emit(
+    emit(
         as_json,
         event.to_dict(),
         f"{model}@{alias}: {_was(event.from_version)} -> v{event.to_version}{forced}",
@@ -288,15 +154,14 @@ def models_promote(
 @click.option("--reason", required=True, help="Why; recorded in the audit log.")
 @click.option("--actor", default=None, help="Who is rolling back [default: $SHOPSCORE_ACTOR or login name].")
 @click.option("--token", default=None, help="Promoter token, needed for protected aliases.")
-@_common
-@_errors
+@database_options
 def models_rollback(
     url: str | None, as_json: bool, model: str, alias: str, reason: str, actor: str | None, token: str | None
 ) -> None:
     """Move ALIAS back to the version it held before its last move."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         event = registry.rollback(model, alias, reason=reason, actor=actor, token=token)
-    _emit(
+    emit(
         as_json, event.to_dict(), f"{model}@{alias}: v{event.from_version} -> v{event.to_version} (rollback)"
     )
 
@@ -304,11 +169,10 @@ def models_rollback(
 @models_group.command("log")
 @click.argument("model")
 @click.option("--alias", default=None, help="Only this alias.")
-@_common
-@_errors
+@database_options
 def models_log(url: str | None, as_json: bool, model: str, alias: str | None) -> None:
     """The audit log of MODEL's alias moves, oldest first."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         events = registry.alias_events(model, alias)
     rows = [
         (
@@ -322,11 +186,11 @@ def models_log(url: str | None, as_json: bool, model: str, alias: str | None) ->
         )
         for e in events
     ]
-    _emit(
+    emit(
         as_json,
         [e.to_dict() for e in events],
         lambda: (
-            _table(("TIME (UTC)", "ALIAS", "FROM", "TO", "ACTION", "ACTOR", "REASON"), rows)
+            table(("TIME (UTC)", "ALIAS", "FROM", "TO", "ACTION", "ACTOR", "REASON"), rows)
             if rows
             else f"no alias moves for {model}"
         ),
@@ -340,15 +204,14 @@ def models_log(url: str | None, as_json: bool, model: str, alias: str | None) ->
 @click.option(
     "--all", "show_all", is_flag=True, help="Also show params and lineage keys that did not change."
 )
-@_common
-@_errors
+@database_options
 def models_compare(url: str | None, as_json: bool, model: str, v1: str, v2: str, show_all: bool) -> None:
     """Metrics, params and lineage of two versions (numbers or aliases) side by side."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         comparison = registry.compare(
-            model, _version_ref(registry, model, v1), _version_ref(registry, model, v2)
+            model, version_ref(registry, model, v1), version_ref(registry, model, v2)
         )
-    _emit(as_json, comparison.to_dict(), lambda: _comparison_text(comparison, show_all))
+    emit(as_json, comparison.to_dict(), lambda: _comparison_text(comparison, show_all))
 
 
 def _comparison_text(c: Comparison, show_all: bool) -> str:
@@ -366,7 +229,7 @@ def _comparison_text(c: Comparison, show_all: bool) -> str:
             (d.name, _short(d.left), _short(d.right), "" if d.delta is None else f"{d.delta:+.4f}")
             for d in shown
         ]
-        parts.append(f"{title}:\n" + _table(("NAME", f"v{c.left}", f"v{c.right}", "DELTA"), rows))
+        parts.append(f"{title}:\n" + table(("NAME", f"v{c.left}", f"v{c.right}", "DELTA"), rows))
     return "\n\n".join(parts)
 
 
@@ -378,13 +241,12 @@ def _short(value: Any, limit: int = 40) -> str:
 @models_group.command("archive")
 @click.argument("model")
 @click.argument("version", type=int)
-@_common
-@_errors
+@database_options
 def models_archive(url: str | None, as_json: bool, model: str, version: int) -> None:
     """Archive VERSION of MODEL (refused while an alias points at it)."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         record = registry.archive(model, version)
-    _emit(as_json, record.to_dict(), f"{model} v{record.version}: archived")
+    emit(as_json, record.to_dict(), f"{model} v{record.version}: archived")
 
 
 @models_group.command("gc")
@@ -394,10 +256,9 @@ def models_archive(url: str | None, as_json: bool, model: str, version: int) -> 
     is_flag=True,
     help="Also remove published directories no version points at (only if no other registry uses the root).",
 )
-@_common
-@_errors
+@database_options
 def models_gc(url: str | None, as_json: bool, older_than_s: float, unreferenced: bool) -> None:
     """Remove artifact directories left behind by interrupted registrations."""
-    with _registry(url) as registry:
+    with open_registry(url) as registry:
         removed = registry.gc(older_than_s=older_than_s, unreferenced=unreferenced)
-    _emit(as_json, {"removed": removed}, "\n".join(removed) if removed else "nothing to remove")
+    emit(as_json, {"removed": removed}, "\n".join(removed) if removed else "nothing to remove")
