@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from registry import jobs
-from registry.db.store import ModelRegistry
+from registry import flow as jobs
 from registry.events.schema import read_events
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.training import TrainConfig
 from registry.settings import Settings
-from registry.training import TrainConfig
 
 WORK = Path(__file__).resolve().parent / ".work"
 POSTGRES = os.environ.get("SHOPSCORE_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")

@@ -32,8 +32,8 @@ from registry.features.pipeline import (
     SEQUENCE_LENGTH,
     feature_columns,
 )
-from registry.modeling import ShopModel
-from registry.training import resolve_device
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import resolve_device
 
 WORDS = np.array(
     ["nike", "air", "max", "iphone", "15", "pro", "case", "red", "shoes", "sale", "laptop", "usb"]

@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._shop import settings_env, shop  # noqa: E402
-from registry.features.store import repo_config  # noqa: E402
+from registry.features.feast_store import repo_config  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
 BIN = Path(sys.executable).parent

@@ -31,8 +31,7 @@ def retrieve(service: str, cutoffs: int, with_token: bool) -> dict:
     from feast import FeatureStore
 
     from registry.events.schema import read_events
-    from registry.features import dask_tokens
-    from registry.features import store as feast_store
+    from registry.features import dask_tokens, feast_store
     from registry.features.training_set import build_training_set, fingerprint
     from registry.settings import Settings
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.training import EVALUATION_FILE
 from registry.settings import Settings
-from registry.training import EVALUATION_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "cdnow" / "CDNOW_master.txt"

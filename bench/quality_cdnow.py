@@ -3,12 +3,12 @@
 Protocol (../shared/data/README.md): for a cutoff T, score every customer with history up to T; the label
 is at least one purchase in (T, T + H days]. Everything shopscore does goes through its real pipeline: the
 `cdnow` importer -> the feature pipeline -> Feast (`get_historical_features` by FeatureService) ->
-`registry.jobs.train` (each built-in encoder family with the `purchase` head, registered in a model
+`registry.flow.train` (each built-in encoder family with the `purchase` head, registered in a model
 registry under bench/.work/cdnow) -> the registered model, loaded back, scores every customer at T.
 
 Training cutoffs step back from T - H every `--train-every` days while a customer base exists, so every
 label window ends on or before T. Validation (early stopping, calibration) uses the held-out users
-(`registry.training.held_out`) at those same cutoffs; the model that is reported as "best" is chosen by its
+(`registry.modeling.training.held_out`) at those same cutoffs; the model that is reported as "best" is chosen by its
 validation ROC-AUC, never by the test.
 
 Peers, scored on exactly the rows and labels shopscore's test frame holds (checked, not assumed):
@@ -21,7 +21,7 @@ Peers, scored on exactly the rows and labels shopscore's test frame holds (check
   counts and spend in 30/90/180/365-day windows, trained on the same training cutoffs' rows and labels.
 - the base rate: every customer gets the training rows' positive rate.
 
-Metrics are registry/metrics.py's `binary_metrics`, each with a 95% percentile bootstrap interval over
+Metrics are registry/modeling/metrics.py's `binary_metrics`, each with a 95% percentile bootstrap interval over
 customers (the same seeded resamples for every model), plus paired intervals of the best shopscore model
 minus each peer on ROC-AUC and PR-AUC.
 
@@ -45,17 +45,16 @@ import numpy as np
 import pandas as pd
 
 from plugins.purchase import PurchaseHead
-from registry import jobs
-from registry.db.store import ModelRegistry
+from registry import flow as jobs
 from registry.events.importers import import_events
 from registry.events.schema import read_events
-from registry.features import pipeline
-from registry.features import store as feast_store
+from registry.features import feast_store, pipeline
 from registry.features.training_set import LabelSpec, as_utc, build_training_set, compute_labels, entity_rows
-from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
-from registry.modeling import ShopModel
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import Splits, TrainConfig
 from registry.settings import Settings
-from registry.training import Splits, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
@@ -69,7 +68,7 @@ METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10")
 
 @dataclass(frozen=True)
 class Family:
-    """A built-in encoder family: the encoders `registry.jobs.TrainSpec` combines and the service it reads."""
+    """A built-in encoder family: the encoders `registry.flow.TrainSpec` combines and the service it reads."""
 
     encoders: tuple[str, ...]
     feature_service: str
@@ -159,7 +158,7 @@ def scored_rows(events: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.
 def train_family(
     settings: Settings, name: str, splits: Splits, seed: int, epochs: int
 ) -> tuple[int, dict[str, float]]:
-    """Train and register one family through `registry.jobs.train`; returns (version, registered metrics)."""
+    """Train and register one family through `registry.flow.train`; returns (version, registered metrics)."""
     family = FAMILIES[name]
     spec = jobs.TrainSpec(
         model_name=f"cdnow_{name.replace('+', '_')}",

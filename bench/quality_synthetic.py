@@ -47,12 +47,12 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from registry import jobs
-from registry.db.store import ModelRegistry
+from registry import flow as jobs
 from registry.events.schema import read_events
-from registry.metrics import RANKING_METRICS, bootstrap_samples
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.metrics import RANKING_METRICS, bootstrap_samples
+from registry.modeling.training import EVALUATION_FILE, TrainConfig
 from registry.settings import Settings
-from registry.training import EVALUATION_FILE, TrainConfig
 
 WORK = Path(__file__).resolve().parent / ".work" / "quality_synthetic"
 

@@ -17,7 +17,7 @@ pattern it uses.
 
 Rows come from Feast (`purchase_seq_v1`) at the cutoffs `jobs.train` uses, split as it splits them (weekly
 training cutoffs, validation one week before the test cutoff, test on held-out users); training is
-`registry.training.fit`, without registering anything. Seeded and deterministic on the CPU; prints a
+`registry.modeling.training.fit`, without registering anything. Seeded and deterministic on the CPU; prints a
 markdown table with the runtime.
 """
 
@@ -40,12 +40,12 @@ from bench.quality_synthetic import SEQUENCE, VARIANTS, add_shop_arguments, segm
 from plugins.purchase import PurchaseConfig, PurchaseHead  # noqa: E402
 from plugins.sequence import SequenceConfig, SequenceEncoder  # noqa: E402
 from registry.events.schema import read_events  # noqa: E402
-from registry.features import store as feast_store  # noqa: E402
+from registry.features import feast_store  # noqa: E402
 from registry.features.training_set import LabelSpec, build_training_set  # noqa: E402
-from registry.modeling import ShopModel  # noqa: E402
+from registry.modeling.shop_model import ShopModel  # noqa: E402
+from registry.modeling.training import Splits, TrainConfig, evaluation_outputs, fit  # noqa: E402
 from registry.plugin_host import default_host  # noqa: E402
 from registry.settings import Settings  # noqa: E402
-from registry.training import Splits, TrainConfig, evaluation_outputs, fit  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".work" / "sequence_probe"
 SERVICE = "purchase_seq_v1"

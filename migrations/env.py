@@ -1,7 +1,7 @@
 """Alembic environment for the model registry.
 
-Run through `registry.db.migrate` (and `shopscore db upgrade`), which hands over an open connection in
-`config.attributes["connection"]`, already configured by `registry.db.engine` (SQLite pragmas and all).
+Run through `registry.model_registry.migrate` (and `shopscore db upgrade`), which hands over an open connection in
+`config.attributes["connection"]`, already configured by `registry.model_registry.engine` (SQLite pragmas and all).
 The plain `alembic` command (for writing new revisions) passes the URL as `-x url=...`.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from registry.db.engine import make_engine, write_engine
-from registry.db.models import Base
+from registry.model_registry.engine import make_engine, write_engine
+from registry.model_registry.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -20,7 +20,7 @@ down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
-# Migrations are frozen: spell columns out literally here, never import them from registry.db.models.
+# Migrations are frozen: spell columns out literally here, never import them from registry.model_registry.tables.
 
 
 def upgrade() -> None:

@@ -52,7 +52,7 @@ class NextCategoryHead(Head):
         if len(config.categories) < 2:
             raise ValueError(
                 f"next_category head needs at least 2 categories, got {config.categories!r}; build it "
-                f"through registry.jobs.train (which reads them from the training rows) or list them in "
+                f"through registry.flow.train (which reads them from the training rows) or list them in "
                 f"NextCategoryConfig.categories"
             )
         self.index = {c: i for i, c in enumerate(config.categories)}

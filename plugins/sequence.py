@@ -72,7 +72,7 @@ FIT_CHUNK_ROWS = 65_536
 
 @dataclass
 class SequenceConfig:
-    # Feature names the FeatureService serves (registry.jobs.TrainSpec passes them); only the four sequence
+    # Feature names the FeatureService serves (registry.flow.TrainSpec passes them); only the four sequence
     # columns are read, and they must be among them. None: read the sequence columns.
     features: list[str] | None = None
     max_len: int = 50  # events kept per user (the newest); the pipeline stores 50

@@ -54,7 +54,7 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 
 @dataclass
 class TextConfig:
-    # Feature names the FeatureService serves (registry.jobs.TrainSpec passes them); the user_sequence
+    # Feature names the FeatureService serves (registry.flow.TrainSpec passes them); the user_sequence
     # columns must be among them. None: read them.
     features: list[str] | None = None
     pretrained_path: str | None = None  # a local HF checkpoint dir; None = tiny model trained from scratch

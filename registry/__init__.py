@@ -12,25 +12,25 @@ from typing import TYPE_CHECKING, Any
 from registry.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from registry.components import Encoder, Head
-    from registry.db.records import AliasEvent, ModelVersion
-    from registry.db.store import ModelRegistry
-    from registry.modeling import ShopModel
+    from registry.model_registry.records import AliasEvent, ModelVersion
+    from registry.model_registry.store import ModelRegistry
+    from registry.modeling.parts import Encoder, Head
+    from registry.modeling.shop_model import ShopModel
     from registry.scoring import Score, Scorer, score, score_many
     from registry.settings import Settings
 
 # Importing torch, Feast or SQLAlchemy costs seconds; load each only when its names are asked for.
 _LAZY = {
-    "Encoder": "registry.components",
-    "Head": "registry.components",
+    "Encoder": "registry.modeling.parts",
+    "Head": "registry.modeling.parts",
     "score": "registry.scoring",
     "score_many": "registry.scoring",
     "Score": "registry.scoring",
     "Scorer": "registry.scoring",
-    "ModelRegistry": "registry.db.store",
-    "ModelVersion": "registry.db.records",
-    "AliasEvent": "registry.db.records",
-    "ShopModel": "registry.modeling",
+    "ModelRegistry": "registry.model_registry.store",
+    "ModelVersion": "registry.model_registry.records",
+    "AliasEvent": "registry.model_registry.records",
+    "ShopModel": "registry.modeling.shop_model",
     "Settings": "registry.settings",
 }
 

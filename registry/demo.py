@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from registry import jobs
-from registry.db.errors import PromotionRefused
-from registry.db.store import ModelRegistry
+from registry import flow as jobs
+from registry.model_registry.errors import PromotionRefused
+from registry.model_registry.store import ModelRegistry
 from registry.progress import stage
 from registry.settings import Settings
 

@@ -1,14 +1,12 @@
 """What a user is told when something they asked for cannot be done: one line naming the problem and the fix.
 
-Core modules raise their own precise exceptions (`registry.db.errors`, `PluginError`, `SplitError`, ...),
+Core modules raise their own precise exceptions (`registry.model_registry.errors`, `PluginError`, `SplitError`, ...),
 each a `UserError` with a message that already names the fix. `user_message` is the one place that turns
 an exception into the one line a user reads; the CLI prints it as `Error: ...`. Anything it
 does not recognise is a bug, reported as such (SHOPSCORE_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
-
-import os
 
 
 class UserError(Exception):
@@ -17,11 +15,6 @@ class UserError(Exception):
 
 class TrainingGridTooLarge(UserError):
     """The (user, cutoff) grid of a training set would not fit in memory."""
-
-
-def debug_enabled() -> bool:
-    """SHOPSCORE_DEBUG=1 (or any value but 0/empty) shows tracebacks instead of one-line errors."""
-    return os.environ.get("SHOPSCORE_DEBUG", "").strip() not in ("", "0")
 
 
 def user_message(exc: BaseException) -> str | None:

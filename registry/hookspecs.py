@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, TypeAlias
 import pluggy
 
 if TYPE_CHECKING:
-    from registry.components import Encoder, Head
-    from registry.db.records import AliasEvent, ModelVersion
+    from registry.model_registry.records import AliasEvent, ModelVersion
+    from registry.modeling.parts import Encoder, Head
 
 hookspec = pluggy.HookspecMarker("shopscore")
 hookimpl = pluggy.HookimplMarker("shopscore")

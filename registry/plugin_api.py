@@ -3,7 +3,7 @@
     from registry.plugin_api import Encoder, Head, hookimpl, Answer, PROBABILITY, BINARY, LabelWindow
 
 Nothing else in `registry` is part of the contract with plugins; docs/plugins.md documents exactly this
-module. Parts are checked where core calls them (registry.modeling): a plugin that breaks the contract, or
+module. Parts are checked where core calls them (registry.modeling.shop_model): a plugin that breaks the contract, or
 raises, is reported by a PluginError naming the plugin, its package, the part and the method.
 """
 
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from registry.components import Encoder, Head, config_from_dict, config_to_dict
 from registry.events.schema import COLUMNS as EVENT_COLUMNS
 from registry.events.schema import EVENT_TYPES
 from registry.features.contract import FeatureField, feature_fields
 from registry.hookspecs import hookimpl
-from registry.metrics import best_f1_threshold, binary_metrics, regression_metrics, top_k_accuracy
-from registry.plugin_host import PluginError, active_host
-from registry.tasks import (
+from registry.modeling.metrics import (
+    best_f1_threshold,
+    binary_metrics,
+    regression_metrics,
+    top_k_accuracy,
+)
+from registry.modeling.parts import Encoder, Head, config_from_dict, config_to_dict
+from registry.modeling.tasks import (
     AMOUNT,
     BINARY,
     CATEGORIES,
@@ -32,9 +36,10 @@ from registry.tasks import (
     Evaluation,
     LabelWindow,
 )
+from registry.plugin_host import PluginError, active_host
 
 if TYPE_CHECKING:  # what the lifecycle and promotion hooks receive
-    from registry.db.records import AliasEvent, ModelVersion
+    from registry.model_registry.records import AliasEvent, ModelVersion
 
 __all__ = [
     "AMOUNT",
@@ -78,7 +83,7 @@ def build_encoder(name: str, config: dict[str, Any]) -> Encoder:
 
 def __getattr__(name: str) -> Any:
     if name in ("AliasEvent", "ModelVersion"):  # records of the SQL registry: imported only when asked for
-        from registry.db import records
+        from registry.model_registry import records
 
         return getattr(records, name)
     raise AttributeError(f"module 'registry.plugin_api' has no attribute {name!r}")

@@ -16,7 +16,6 @@ import dataclasses
 import difflib
 import importlib.metadata
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ import pluggy
 
 from registry import hookspecs
 from registry.errors import UserError
+from registry.settings import plugin_selection
 
 if TYPE_CHECKING:
-    from registry.db.records import AliasEvent, ModelVersion
+    from registry.model_registry.records import AliasEvent, ModelVersion
 
 GROUP = "shopscore"
 log = logging.getLogger("shopscore.plugins")
@@ -131,7 +131,7 @@ class PluginHost:
     def _collected(self) -> tuple[dict[str, Registered], dict[str, Registered]]:
         # Parts import torch; collected on first use so that the registry's use of the host stays light.
         if self._parts is None:
-            from registry.components import Encoder, Head
+            from registry.modeling.parts import Encoder, Head
 
             encoders: dict[str, Registered] = {}
             heads: dict[str, Registered] = {}
@@ -244,8 +244,8 @@ def _check_part(part: Registered, kind: str, base: type, table: dict[str, Regist
 
 
 def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered]) -> None:
-    from registry.components import Head
-    from registry.tasks import Answer, Evaluation
+    from registry.modeling.parts import Head
+    from registry.modeling.tasks import Answer, Evaluation
 
     problems = []
     if not isinstance(getattr(cls, "label", None), str):
@@ -272,18 +272,10 @@ def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered]) ->
             )
 
 
-def _names_from_env(variable: str) -> set[str] | None:
-    raw = os.environ.get(variable)
-    if raw is None:
-        return None
-    return {name.strip() for name in raw.split(",") if name.strip()}
-
-
 def load_plugins() -> PluginHost:
     """Load every allowed entry point of the `shopscore` group."""
     host = PluginHost()
-    allow = _names_from_env("SHOPSCORE_LOAD_PLUGINS")
-    deny = _names_from_env("SHOPSCORE_DISABLE_PLUGINS") or set()
+    allow, deny = plugin_selection()
     for ep in importlib.metadata.entry_points(group=GROUP):
         if (allow is not None and ep.name not in allow) or ep.name in deny or host.pm.has_plugin(ep.name):
             continue

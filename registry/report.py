@@ -4,7 +4,7 @@ What the page holds:
 - the version's metrics, lineage and params side by side with the version that holds an alias (default
   `production`), with deltas; or a plain sentence saying no version holds it, or that this one does;
 - curves drawn from the per-row outputs stored with the version (evaluation.parquet, see
-  `registry.training.evaluation_outputs`), for the validation and the test rows. What is drawn depends on the
+  `registry.modeling.training.evaluation_outputs`), for the validation and the test rows. What is drawn depends on the
   head, read from the metrics it recorded: a binary head (`roc_auc`) gets ROC, precision-recall with the
   base rate line, and a reliability diagram; a regression head (`mae`) predicted against actual; a
   multiclass head (`top1_accuracy`) top-k accuracy for k = 1..10. A version registered before outputs were
@@ -33,18 +33,18 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from registry.db.errors import UnknownAlias
-from registry.db.records import FieldDiff, ModelVersion
-from registry.db.store import ModelRegistry
-from registry.metrics import (
+from registry.model_registry.errors import UnknownAlias
+from registry.model_registry.records import FieldDiff, ModelVersion
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.metrics import (
     bootstrap_samples,
     calibration_error,
     clip_probabilities,
     reliability_bins,
     top_k_accuracy,
 )
-from registry.tasks import EVALUATIONS, Evaluation
-from registry.training import EVALUATION_FILE, stacked
+from registry.modeling.tasks import EVALUATIONS, Evaluation
+from registry.modeling.training import EVALUATION_FILE, stacked
 
 REPORT_FILE = "index.html"
 SPLITS = ("valid", "test")

@@ -1,7 +1,10 @@
-"""Where shopscore keeps things: one workspace directory plus a few URLs, read from the environment.
+"""Configuration, read in one place: every environment variable shopscore reads is read here.
 
-Everything has an embedded default under `$SHOPSCORE_HOME` (default `./.shopscore`) so a laptop needs no
-setup; each part can be pointed elsewhere (PostgreSQL, Redis, another feature repo) by one variable.
+`Settings` is where shopscore keeps things: one workspace directory plus a few URLs. Everything has an
+embedded default under `$SHOPSCORE_HOME` (default `./.shopscore`) so a laptop needs no setup; each part can
+be pointed elsewhere (PostgreSQL, Redis, another feature repo) by one variable. The functions below the
+class read the process-wide switches (debugging, plugin selection, promotion policy, serving routes, the
+audit log's default actor), which apply to a process rather than to a workspace.
 """
 
 from __future__ import annotations
@@ -90,3 +93,68 @@ class Settings:
     def feature_store_yaml(self) -> Path:
         name = f"feature_store.{self.feast_profile}.yaml" if self.feast_profile else "feature_store.yaml"
         return self.feature_repo / name
+
+
+# --- process-wide switches -------------------------------------------------------------------------------
+
+
+def debug_enabled() -> bool:
+    """SHOPSCORE_DEBUG=1 (or any value but 0/empty) shows tracebacks instead of one-line errors."""
+    return os.environ.get("SHOPSCORE_DEBUG", "").strip() not in ("", "0")
+
+
+def _names(variable: str) -> set[str] | None:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def plugin_selection() -> tuple[set[str] | None, set[str]]:
+    """(allowed, disabled) plugin names: SHOPSCORE_LOAD_PLUGINS (None: all) and SHOPSCORE_DISABLE_PLUGINS."""
+    return _names("SHOPSCORE_LOAD_PLUGINS"), _names("SHOPSCORE_DISABLE_PLUGINS") or set()
+
+
+def plugin_selection_set() -> bool:
+    """Whether either plugin variable is set (an error about a missing plugin then mentions them)."""
+    return bool(os.environ.get("SHOPSCORE_DISABLE_PLUGINS") or os.environ.get("SHOPSCORE_LOAD_PLUGINS"))
+
+
+@dataclass(frozen=True)
+class PromotionVariables:
+    """The promotion policy's variables as given (promotion.PromotionPolicy parses and checks them)."""
+
+    protected_aliases: str  # SHOPSCORE_PROTECTED_ALIASES, comma-separated
+    tolerance: str  # SHOPSCORE_PROMOTION_TOLERANCE
+    promoter_token: str | None  # SHOPSCORE_PROMOTER_TOKEN
+
+
+def promotion_variables() -> PromotionVariables:
+    return PromotionVariables(
+        protected_aliases=os.environ.get("SHOPSCORE_PROTECTED_ALIASES", "production"),
+        tolerance=os.environ.get("SHOPSCORE_PROMOTION_TOLERANCE", "0.01"),
+        promoter_token=os.environ.get("SHOPSCORE_PROMOTER_TOKEN") or None,
+    )
+
+
+def actor_variable() -> str | None:
+    """SHOPSCORE_ACTOR: who the audit log names when a command gives no --actor."""
+    return os.environ.get("SHOPSCORE_ACTOR") or None
+
+
+SERVING_CONFIG_VARIABLE = "SHOPSCORE_SERVING_CONFIG"
+
+
+def serving_config_path() -> str | None:
+    """SHOPSCORE_SERVING_CONFIG: the YAML file of per-model traffic splits and shadow aliases."""
+    return os.environ.get(SERVING_CONFIG_VARIABLE) or None
+
+
+def crash_step() -> str | None:
+    """SHOPSCORE_TEST_CRASH_AT: fault injection for the registry's crash-safety tests."""
+    return os.environ.get("SHOPSCORE_TEST_CRASH_AT")
+
+
+def template_variables() -> dict[str, str]:
+    """The environment, for ${VARS} in a feature repo's feature_store*.yaml."""
+    return dict(os.environ)

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 from registry_support import PROMOTER_TOKEN, write_model_dir
 
-from registry.db import migrate
-from registry.db.promotion import PromotionPolicy
-from registry.db.store import ModelRegistry
+from registry.model_registry import migrate
+from registry.model_registry.promotion import PromotionPolicy
+from registry.model_registry.store import ModelRegistry
 from registry.plugin_host import PluginHost
 
 POSTGRES_ADMIN_URL = os.environ.get(

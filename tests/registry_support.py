@@ -69,7 +69,7 @@ def init_worker(barrier: Any) -> None:
 
 
 def _open(url: str, artifacts_root: str) -> Any:
-    from registry.db.store import ModelRegistry
+    from registry.model_registry.store import ModelRegistry
     from registry.plugin_host import PluginHost
 
     return ModelRegistry.open(url, artifacts_root=artifacts_root, plugins=PluginHost())

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from registry import jobs
-from registry.db.promotion import PromotionPolicy
-from registry.db.records import ModelVersion
-from registry.db.store import ModelRegistry
+from registry import flow as jobs
 from registry.events.schema import read_events
+from registry.model_registry.promotion import PromotionPolicy
+from registry.model_registry.records import ModelVersion
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.training import TrainConfig
 from registry.settings import Settings
-from registry.training import TrainConfig
 
 PROMOTER_TOKEN = "serving-test-token"
 USERS, DAYS = 600, 42  # the smallest shop the default splits accept (14 + 3 x 7-day horizon days)

@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from sklearn.metrics import roc_auc_score
 
 from registry.cli import main
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.training import EVALUATION_FILE
 from registry.settings import Settings
-from registry.training import EVALUATION_FILE
 
 CDNOW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
 pytestmark = [

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from registry.cli import main
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
 from registry.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,8 @@ from plugins.sequence import (
 )
 from registry.events.generate import generate_events
 from registry.features.pipeline import build_user_sequences, sequence_columns
-from registry.modeling import ShopModel
-from registry.training import TrainConfig, fit
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, fit
 
 TINY = {"max_len": 12, "d_model": 32, "n_heads": 2, "n_layers": 2, "dropout": 0.0, "category_buckets": 64}
 VIEW, CART, FAVORITE = 1, 2, 4
@@ -341,9 +341,9 @@ def test_trains_on_the_feature_service_and_scores_online(tmp_path: Path, monkeyp
 
     from click.testing import CliRunner
 
-    from registry import jobs
+    from registry import flow as jobs
     from registry.cli import main
-    from registry.db.store import ModelRegistry
+    from registry.model_registry.store import ModelRegistry
     from registry.scoring import Scorer
     from registry.settings import Settings
 

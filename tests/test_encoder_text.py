@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from plugins.text import TextConfig, TextEncoder, render
 from registry.events.generate import generate_events
 from registry.features.pipeline import build_user_sequences, sequence_columns
-from registry.modeling import ShopModel
-from registry.training import TrainConfig, fit
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, fit
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 TINY |= {"vocab_size": 512, "max_tokens": 64, "max_events": 8, "dropout": 0.0}

@@ -10,17 +10,17 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 
 from plugins.purchase import PurchaseHead
-from registry import jobs
-from registry.artifacts import fetch_artifact
+from registry import flow as jobs
 from registry.cli import main
-from registry.db.store import ModelRegistry
 from registry.events.schema import read_events
-from registry.features import store as feast_store
+from registry.features import feast_store
 from registry.features.training_set import LabelSpec, build_training_set
-from registry.modeling import ShopModel
+from registry.model_registry.artifacts import fetch_artifact
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, held_out
 from registry.scoring import Scorer
 from registry.settings import Settings
-from registry.training import TrainConfig, held_out
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,9 @@ import pytest
 from feast import FeatureView
 from helpers import random_events
 
-from registry import jobs
+from registry import flow as jobs
 from registry.events.schema import write_events
-from registry.features import lifetime, pipeline, push_events, read_online
-from registry.features import store as feast_store
+from registry.features import feast_store, lifetime, pipeline, push_events, read_online
 from registry.features.training_set import LabelSpec, build_training_set, compute_labels, entity_rows
 from registry.settings import Settings
 

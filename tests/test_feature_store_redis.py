@@ -11,7 +11,7 @@ import pytest
 from helpers import random_events
 from test_feature_store import SERVICES, _comparable, build_and_apply
 
-from registry.features import store as feast_store
+from registry.features import feast_store
 from registry.settings import Settings
 
 POSTGRES = os.environ.get("SHOPSCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

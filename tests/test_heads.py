@@ -12,16 +12,16 @@ import torch
 
 from registry.features.pipeline import feature_columns
 from registry.features.training_set import LabelSpec, compute_labels
-from registry.metrics import (
+from registry.modeling.metrics import (
     best_f1_threshold,
     expected_calibration_error,
     f1_at,
     regression_metrics,
     top_k_accuracy,
 )
-from registry.modeling import ShopModel
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, evaluate, fit
 from registry.plugin_host import PluginError
-from registry.training import TrainConfig, evaluate, fit
 
 CATEGORIES = ["books", "garden", "shoes", "toys"]
 
@@ -200,7 +200,7 @@ def test_next_category_counts_an_unseen_category_as_a_miss():
 
 def test_next_category_without_a_vocabulary_says_how_to_get_one():
     with pytest.raises(
-        PluginError, match="head 'next_category'.*needs at least 2 categories.*registry.jobs.train"
+        PluginError, match="head 'next_category'.*needs at least 2 categories.*registry.flow.train"
     ):
         build("next_category")
 
@@ -263,7 +263,7 @@ def test_concat_names_a_bad_part():
 def test_train_spec_builds_a_concat_for_several_encoders():
     from feast.types import Array, Float64, Int64
 
-    from registry.jobs import TrainSpec
+    from registry.flow import TrainSpec
 
     fields = {"a": Float64, "seq_event_type": Array(Int64)}
     assert TrainSpec(encoder="mlp").encoder_plan(fields) == ("mlp", {"features": ["a"]})
@@ -326,7 +326,7 @@ def test_concat_records_its_parts_plugins_and_names_a_missing_one_on_load(tmp_pa
 
 def test_the_horizon_is_one_number_from_wherever_it_is_given():
     from registry.errors import UserError
-    from registry.jobs import resolve_horizon
+    from registry.flow import resolve_horizon
 
     assert resolve_horizon(None, {}, None) is None  # derived from the events
     assert resolve_horizon(None, {"horizon_days": 14}, None) == 14  # the head config's is the label's

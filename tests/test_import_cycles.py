@@ -111,3 +111,27 @@ def test_core_never_imports_plugins() -> None:
         if m.startswith("registry") and any(t.startswith("plugins") for t in targets)
     )
     assert not offenders, f"core modules importing plugins: {offenders}"
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    readers = []
+    for module, path in modules().items():
+        if module == "registry.settings":
+            continue
+        tree = ast.parse(path.read_text())
+        # `os.environ[X] = ...` hands configuration to child processes (uvicorn workers): a write, not a read.
+        written = {
+            id(target.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Subscript)
+        }
+        readers += [
+            f"{module}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv")
+            and id(node) not in written
+        ]
+    assert not readers, f"read configuration through registry.settings, not os.environ: {readers}"

@@ -9,11 +9,11 @@ import pytest
 from registry_support import register, write_model_dir
 
 from registry import hookimpl
-from registry.db import migrate
-from registry.db.errors import PromotionRefused
-from registry.db.promotion import PromotionPolicy
-from registry.db.records import AliasEvent, ModelVersion
-from registry.db.store import ModelRegistry
+from registry.model_registry import migrate
+from registry.model_registry.errors import PromotionRefused
+from registry.model_registry.promotion import PromotionPolicy
+from registry.model_registry.records import AliasEvent, ModelVersion
+from registry.model_registry.store import ModelRegistry
 from registry.plugin_host import PluginHost
 
 

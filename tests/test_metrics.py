@@ -1,11 +1,11 @@
-"""registry.metrics: the bootstrap that every quality benchmark's intervals come from."""
+"""registry.modeling.metrics: the bootstrap that every quality benchmark's intervals come from."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
+from registry.modeling.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
 
 
 def test_bootstrap_resamples_are_shared_by_every_scorer_and_metric() -> None:

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from registry.features.pipeline import feature_columns
-from registry.modeling import ModelFormatError, ShopModel
+from registry.modeling.shop_model import ModelFormatError, ShopModel
+from registry.modeling.training import SplitError, Splits, TrainConfig, fit, held_out
 from registry.plugin_host import PluginError, load_plugins
-from registry.training import SplitError, Splits, TrainConfig, fit, held_out
 
 
 def feature_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def test_training_learns_the_signal():
     result = fit(
         build(), feature_frame(2000), feature_frame(500, seed=1), TrainConfig(epochs=30, progress=False)
     )
-    from registry.training import evaluate
+    from registry.modeling.training import evaluate
 
     test = feature_frame(1000, seed=2)
     metrics = evaluate(result.model, test, "test")

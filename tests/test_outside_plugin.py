@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.artifacts import fetch_artifact
-from registry.db.store import ModelRegistry
-from registry.modeling import ShopModel
+from registry.model_registry.artifacts import fetch_artifact
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.shop_model import ShopModel
 from registry.plugin_host import PluginError, load_plugins
 from registry.report import binary_curves, read_outputs
 from registry.settings import Settings

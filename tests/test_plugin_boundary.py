@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from torch import nn
 
 import plugins.purchase
-from registry.modeling import ShopModel
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, fit
 from registry.plugin_api import NUMBER, Answer, Encoder, hookimpl
 from registry.plugin_host import PluginError, PluginHost
 from registry.scoring import Scorer
 from registry.serving.app import create_app
-from registry.training import TrainConfig, fit
 
 if TYPE_CHECKING:
     from serving_fixtures import ServingShop

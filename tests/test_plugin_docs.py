@@ -19,9 +19,9 @@ import pytest
 from registry import hookspecs
 from registry.features.contract import feature_fields, markdown
 from registry.features.training_set import LabelSpec, compute_labels, entity_rows
-from registry.modeling import ShopModel
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig, evaluate, fit
 from registry.plugin_host import PluginHost
-from registry.training import TrainConfig, evaluate, fit
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs" / "plugins.md"

@@ -243,7 +243,7 @@ def test_plugins_command_lists_packages_hooks_and_parts():
 
 
 def test_loading_a_model_saved_with_another_plugin_version_warns(tmp_path):
-    from registry.modeling import ShopModel
+    from registry.modeling.shop_model import ShopModel
 
     path = ShopModel.build("mlp", {"features": ["a"]}, "purchase", {}, feature_service="s").save_pretrained(
         tmp_path

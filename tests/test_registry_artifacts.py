@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from registry_support import write_model_dir
 
-from registry.artifacts import (
+from registry.model_registry.artifacts import (
     STAGING,
     directory_sha256,
     fetch_artifact,
@@ -20,7 +20,7 @@ from registry.artifacts import (
     stage_artifact,
     store_artifact,
 )
-from registry.db.errors import ArtifactCorrupted, ArtifactMissing, InvalidArtifact
+from registry.model_registry.errors import ArtifactCorrupted, ArtifactMissing, InvalidArtifact
 
 
 def test_store_artifact_copies_and_hashes(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from registry_support import PROMOTER_TOKEN, register
 
 from registry.cli import main
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
 
 pytest_plugins = ["registry_fixtures"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from registry_support import init_worker, make_lineage, move_alias, register, register_one
 
-from registry.artifacts import fetch_artifact
-from registry.db.store import ModelRegistry
+from registry.model_registry.artifacts import fetch_artifact
+from registry.model_registry.store import ModelRegistry
 
 pytest_plugins = ["registry_fixtures"]
 

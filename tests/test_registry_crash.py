@@ -17,8 +17,8 @@ import pytest
 import registry_support
 from registry_support import make_lineage, register
 
-from registry.artifacts import STAGING, fetch_artifact
-from registry.db.store import CRASH_ENV, ModelRegistry
+from registry.model_registry.artifacts import STAGING, fetch_artifact
+from registry.model_registry.store import ModelRegistry
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -26,7 +26,7 @@ SUPPORT_SCRIPT = Path(registry_support.__file__)
 
 
 def _register_in_subprocess(url: str, artifacts_root: Path, source: Path, crash_at: str) -> int:
-    env = os.environ | {CRASH_ENV: crash_at}
+    env = os.environ | {"SHOPSCORE_TEST_CRASH_AT": crash_at}
     command = [sys.executable, str(SUPPORT_SCRIPT), url, str(artifacts_root), "m", str(source)]
     finished = subprocess.run(
         [*command, json.dumps(make_lineage())], env=env, capture_output=True, text=True, timeout=120
@@ -70,7 +70,7 @@ def test_crash_during_registration(
 def test_a_failed_transaction_leaves_no_version_and_no_gap(
     registry: ModelRegistry, model_dir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry.artifacts import StagedArtifact
+    from registry.model_registry.artifacts import StagedArtifact
 
     register(registry, "m", model_dir())
 

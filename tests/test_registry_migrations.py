@@ -12,12 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from registry.db import migrate
 from registry.cli import main
-from registry.db.engine import make_engine, write_engine
-from registry.db.errors import SchemaOutOfDate
-from registry.db.models import Base
-from registry.db.store import ModelRegistry
+from registry.model_registry import migrate
+from registry.model_registry.engine import make_engine, write_engine
+from registry.model_registry.errors import SchemaOutOfDate
+from registry.model_registry.store import ModelRegistry
+from registry.model_registry.tables import Base
 
 pytest_plugins = ["registry_fixtures"]
 

@@ -12,10 +12,10 @@ import pytest
 from registry_support import PROMOTER_TOKEN, register
 
 from registry import hookimpl
-from registry.db.errors import AliasProtected, InvalidInput, PromotionRefused
-from registry.db.promotion import PromotionPolicy
-from registry.db.records import AliasEvent, ModelVersion
-from registry.db.store import ModelRegistry
+from registry.model_registry.errors import AliasProtected, InvalidInput, PromotionRefused
+from registry.model_registry.promotion import PromotionPolicy
+from registry.model_registry.records import AliasEvent, ModelVersion
+from registry.model_registry.store import ModelRegistry
 from registry.plugin_host import PluginHost
 
 pytest_plugins = ["registry_fixtures"]
@@ -228,7 +228,7 @@ def test_hooks_fire_after_commit(hosted: ModelRegistry, recorder: Recorder, mode
 def test_no_hooks_for_a_rolled_back_transaction(
     hosted: ModelRegistry, recorder: Recorder, model_dir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry.artifacts import StagedArtifact
+    from registry.model_registry.artifacts import StagedArtifact
 
     register(hosted, "m", model_dir(), pr_auc=0.5)
     register(hosted, "m", model_dir(), pr_auc=0.1)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from registry_support import make_lineage, register
 
-from registry.artifacts import directory_sha256
-from registry.db.errors import (
+from registry.model_registry.artifacts import directory_sha256
+from registry.model_registry.errors import (
     ArtifactCorrupted,
     ArtifactMissing,
     InvalidArtifact,
@@ -23,8 +23,8 @@ from registry.db.errors import (
     VersionArchived,
     VersionInUse,
 )
-from registry.db.records import ModelVersion
-from registry.db.store import ModelRegistry
+from registry.model_registry.records import ModelVersion
+from registry.model_registry.store import ModelRegistry
 
 pytest_plugins = ["registry_fixtures"]
 
@@ -240,7 +240,7 @@ def test_open_defaults_to_the_workspace_sqlite_file(tmp_path: Path, monkeypatch,
 
 
 def test_unreachable_database_is_named_with_the_fix(tmp_path: Path) -> None:
-    from registry.db.errors import DatabaseUnavailable
+    from registry.model_registry.errors import DatabaseUnavailable
 
     url = "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"
     with pytest.raises(

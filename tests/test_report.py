@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from registry import jobs
+from registry import flow as jobs
 from registry.cli import main
-from registry.db.store import ModelRegistry
-from registry.metrics import top_k_accuracy
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.metrics import top_k_accuracy
+from registry.modeling.tasks import BINARY
+from registry.modeling.training import EVALUATION_FILE, TrainConfig
 from registry.report import binary_curves, headlines, read_outputs, top_k_curve, write_report
 from registry.settings import Settings
-from registry.tasks import BINARY
-from registry.training import EVALUATION_FILE, TrainConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

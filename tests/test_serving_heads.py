@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from registry import jobs
-from registry.artifacts import fetch_artifact
+from registry import flow as jobs
 from registry.features.online import read_online
-from registry.modeling import ShopModel
+from registry.model_registry.artifacts import fetch_artifact
+from registry.modeling.shop_model import ShopModel
+from registry.modeling.training import TrainConfig
 from registry.scoring import Scorer
 from registry.serving.app import create_app
-from registry.training import TrainConfig
 
 if TYPE_CHECKING:
     from serving_fixtures import ServingShop

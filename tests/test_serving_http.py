@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from fastapi.testclient import TestClient
 
-from registry.artifacts import fetch_artifact
+from registry.model_registry.artifacts import fetch_artifact
 from registry.scoring import Scorer
 from registry.serving.app import create_app
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from registry.features.feast_store import FeatureRepoError
 from registry.features.online import read_online
-from registry.features.store import FeatureRepoError
-from registry.modeling import ShopModel
+from registry.modeling.shop_model import ShopModel
 from registry.scoring import InvalidUserId, Scorer
 from registry.scoring.routing import ModelRoute, ServingConfig, ServingConfigError, bucket
 
@@ -269,7 +269,7 @@ def redis_settings(serving_shop):
     import redis
     import sqlalchemy as sa
 
-    from registry import jobs
+    from registry import flow as jobs
 
     redis_url = os.environ.get("SHOPSCORE_TEST_REDIS_URL", "127.0.0.1:6379")
     host, port = redis_url.split(",")[0].split(":")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
 from registry.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,8 +9,8 @@ from registry.cli.common import (
     emit,
     resolve_url,
 )
-from registry.db import migrate
-from registry.db.engine import database_exists, display_url
+from registry.model_registry import migrate
+from registry.model_registry.engine import database_exists, display_url
 
 
 @click.group("db")

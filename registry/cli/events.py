@@ -47,7 +47,7 @@ def events_generate(
     as_json: bool,
 ) -> None:
     """Generate seeded synthetic shop events with a learnable purchase signal."""
-    from registry import jobs
+    from registry import flow as jobs
 
     settings = load_settings()
     frame = jobs.generate(

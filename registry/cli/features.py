@@ -24,7 +24,7 @@ def features() -> None:
 )
 def features_build(grain: str) -> None:
     """Compute per-user snapshots and sequences (parquet the Feast sources read)."""
-    from registry import jobs
+    from registry import flow as jobs
 
     path = jobs.build_features(load_settings(), grain=grain)
     click.echo(f"wrote {path.parent}/ (user_features, user_sequences, user_realtime .parquet)")
@@ -33,7 +33,7 @@ def features_build(grain: str) -> None:
 @features.command("apply")
 def features_apply() -> None:
     """Register the feature repo's declarations with Feast (`feast apply`)."""
-    from registry import jobs
+    from registry import flow as jobs
 
     names = jobs.apply_features(load_settings())
     click.echo(f"applied {len(names)} Feast objects: {', '.join(names)}")
@@ -49,7 +49,7 @@ def features_apply() -> None:
 )
 def features_materialize(start: datetime | None) -> None:
     """Load the newest feature values into the online store (rebuilt snapshots are reloaded in full)."""
-    from registry import jobs
+    from registry import flow as jobs
 
     reloaded = jobs.materialize_features(load_settings(), start=start.replace(tzinfo=UTC) if start else None)
     click.echo(

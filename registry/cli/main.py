@@ -10,7 +10,8 @@ import click
 
 from registry import progress
 from registry.cli import db, demo, events, features, models, plugins, report, score, serve, train
-from registry.errors import debug_enabled, user_message
+from registry.errors import user_message
+from registry.settings import debug_enabled
 
 
 class ShopscoreGroup(click.Group):

@@ -14,7 +14,7 @@ from registry.cli.common import (
     table,
     version_ref,
 )
-from registry.db.records import Comparison, ModelVersion
+from registry.model_registry.records import Comparison, ModelVersion
 
 
 @click.group("models")

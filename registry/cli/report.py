@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from registry.cli.common import echo_json, load_settings, version_ref
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
 
 
 @click.command("report")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from registry.settings import SERVING_CONFIG_VARIABLE
+
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
@@ -23,7 +25,7 @@ def serve(host: str, port: int, workers: int, serving_config: str | None, log_le
     import uvicorn
 
     if serving_config:
-        os.environ["SHOPSCORE_SERVING_CONFIG"] = serving_config  # read by each worker's app factory
+        os.environ[SERVING_CONFIG_VARIABLE] = serving_config  # read by each worker's app factory
     # The factory string (not an app object) lets uvicorn start several worker processes.
     uvicorn.run(
         "registry.serving.app:app_from_env",

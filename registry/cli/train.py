@@ -108,8 +108,8 @@ def train(
     """Train on a point-in-time training set, evaluate on held-out users, register a new version.
 
     With no options, the feature service, horizon and cutoffs are chosen from the events (printed)."""
-    from registry import jobs
-    from registry.training import Splits, TrainConfig
+    from registry import flow as jobs
+    from registry.modeling.training import Splits, TrainConfig
 
     settings = load_settings()
     splits = None

@@ -31,7 +31,7 @@ class FeatureField:
 
 def feature_fields(feature_repo: Path | None = None) -> dict[str, list[FeatureField]]:
     """Service name -> its fields in the order an encoder receives them (the repo of the settings by default)."""
-    from registry.features.store import load_declarations
+    from registry.features.feast_store import load_declarations
     from registry.settings import Settings
 
     objects = load_declarations(feature_repo or Settings.from_env().feature_repo).objects

@@ -24,7 +24,7 @@ from feast.errors import FeastObjectNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.features.bulk_online import BulkReader, decode_numbers, decode_objects
-from registry.features.store import FeatureRepoError
+from registry.features.feast_store import FeatureRepoError
 
 USER_KEY = "user_id"  # the `user` entity's join key (feature_repo/users.py)
 NUMERIC_TYPES = (Int32, Int64, Float32, Float64, Bool)

@@ -16,8 +16,8 @@ import pandas as pd
 from feast.data_source import PushMode
 
 from registry.events.schema import conform, write_events
+from registry.features.feast_store import open_store
 from registry.features.pipeline import realtime_rows
-from registry.features.store import open_store
 from registry.settings import Settings
 
 PUSH_SOURCE = "user_realtime_push"

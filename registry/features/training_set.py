@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from registry.errors import TrainingGridTooLarge
 from registry.features.online import request_fields
-from registry.tasks import LabelWindow
+from registry.modeling.tasks import LabelWindow
 
 EPOCH = pd.Timestamp(0, tz="UTC")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
-from registry.db import validate
-from registry.db.store import ModelRegistry, ModelVersion
+from registry.model_registry import validate
+from registry.model_registry.store import ModelRegistry, ModelVersion
 
 
 class AliasCache:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from registry.artifacts import fetch_artifact
-from registry.db.store import ModelVersion
-from registry.modeling import ShopModel
+from registry.model_registry.artifacts import fetch_artifact
+from registry.model_registry.store import ModelVersion
+from registry.modeling.shop_model import ShopModel
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from registry.tasks import CategoryProbability
+from registry.modeling.tasks import CategoryProbability
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-CONFIG_ENV = "SHOPSCORE_SERVING_CONFIG"
+from registry.settings import SERVING_CONFIG_VARIABLE, serving_config_path
 
 
 class ServingConfigError(ValueError):
@@ -131,11 +131,13 @@ class ServingConfig:
     def from_yaml(cls, path: str | os.PathLike[str]) -> ServingConfig:
         path = Path(path)
         if not path.is_file():
-            raise ServingConfigError(f"serving config {path} not found; fix {CONFIG_ENV} or create the file")
+            raise ServingConfigError(
+                f"serving config {path} not found; fix {SERVING_CONFIG_VARIABLE} or create the file"
+            )
         return cls.from_dict(yaml.safe_load(path.read_text()))
 
     @classmethod
     def from_env(cls) -> ServingConfig:
         """From the YAML file named by SHOPSCORE_SERVING_CONFIG; no routes (plain alias serving) if unset."""
-        path = os.environ.get(CONFIG_ENV)
+        path = serving_config_path()
         return cls.from_yaml(path) if path else cls()

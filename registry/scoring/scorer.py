@@ -15,16 +15,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from feast import FeatureStore
 
-from registry.db.store import ModelRegistry, ModelVersion
+from registry.features.feast_store import open_store
 from registry.features.online import OnlineReader
-from registry.features.store import open_store
+from registry.model_registry.store import ModelRegistry, ModelVersion
+from registry.modeling.training import resolve_device
 from registry.scoring.alias_cache import AliasCache
 from registry.scoring.model_cache import ModelCache
 from registry.scoring.results import OnlineFeatures, Score, feature_value, parse_user_id
 from registry.scoring.routing import ServingConfig
 from registry.scoring.shadow import Shadow
 from registry.settings import Settings
-from registry.training import resolve_device
 
 
 class Scorer:

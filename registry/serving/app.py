@@ -71,7 +71,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, telemetry=app.state.telemetry)
     errors.install(app)
 
-    # The score schema lists the answers of the heads installed here (registry.tasks.Answer).
+    # The score schema lists the answers of the heads installed here (registry.modeling.tasks.Answer).
     score_out, batch_score_out = score_models([h.cls.answer for h in default_host().heads.values()])
     app.include_router(scores.router(score_out, batch_score_out))
     app.include_router(features.router)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from registry.db.store import ModelRegistry
+from registry.model_registry.store import ModelRegistry
 from registry.scoring import Scorer
 from registry.serving.errors import NotReady
 from registry.serving.schemas import AliasName, ModelName

@@ -10,8 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from registry.db import errors as registry_errors
-from registry.features.store import FeatureRepoError
+from registry.features.feast_store import FeatureRepoError
+from registry.model_registry import errors as registry_errors
 from registry.plugin_host import PluginError
 from registry.scoring import InvalidUserId, ServingConfigError
 from registry.serving.schemas import ErrorOut

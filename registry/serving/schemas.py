@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from registry.modeling.tasks import Answer, AnswerType
 from registry.scoring import INT64_MAX, INT64_MIN
-from registry.tasks import Answer, AnswerType
 
 UserId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, description="The shop's integer (int64) user id.")]
 ModelName = Annotated[str, Field(min_length=1, max_length=128, description="Registered model name.")]

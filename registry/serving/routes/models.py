@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
 
-from registry.db import errors as registry_errors
-from registry.db.store import ModelRegistry
+from registry.model_registry import errors as registry_errors
+from registry.model_registry.store import ModelRegistry
 from registry.serving.deps import RegistryDep, ScorerDep
 from registry.serving.errors import RESPONSES
 from registry.serving.schemas import AliasEventOut, AliasMoveIn, AliasName, ModelName, ModelOut

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from registry.db import migrate
+from registry.model_registry import migrate
 from registry.scoring import Scorer
 from registry.serving.deps import TelemetryDep
 from registry.serving.schemas import HealthOut, ReadyOut

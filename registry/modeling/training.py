@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from registry import progress
 from registry.errors import UserError
 from registry.features.training_set import as_utc
-from registry.modeling import ShopModel
+from registry.modeling.shop_model import ShopModel
 
 # Per-row validation and test outputs, saved next to the weights in a version's artifact.
 EVALUATION_FILE = "evaluation.parquet"

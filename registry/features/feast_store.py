@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import string
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from feast.errors import FeastObjectNotFoundException
 
 from registry.errors import UserError
 from registry.features import dask_tokens
-from registry.settings import Settings
+from registry.settings import Settings, template_variables
 
 # Variables a profile may use without the user exporting them.
 DEFAULTS = {"SHOPSCORE_FEAST_PROJECT": "shopscore"}
@@ -52,7 +51,7 @@ def repo_config(settings: Settings) -> RepoConfig:
             f"feature store config {path} not found; set SHOPSCORE_FEATURE_REPO to a directory holding "
             f"feature_store.yaml, or SHOPSCORE_FEAST_PROFILE to a profile that exists there"
         )
-    variables = {**DEFAULTS, **os.environ, "SHOPSCORE_HOME": str(settings.home)}
+    variables = {**DEFAULTS, **template_variables(), "SHOPSCORE_HOME": str(settings.home)}
     template = string.Template(path.read_text())
     try:
         raw = yaml.safe_load(template.substitute(variables))

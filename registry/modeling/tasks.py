@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from registry.metrics import (
+from registry.modeling.metrics import (
     ERROR_METRICS,
     PROBABILITY_METRICS,
     RANKING_METRICS,

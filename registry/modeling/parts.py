@@ -3,8 +3,8 @@
 A model is one encoder followed by one head. Each part is an `nn.Module` built from a config dataclass,
 so it can be saved as JSON + safetensors and rebuilt without pickle.
 
-Data contract (B = batch size, D = encoder width), checked where core calls the parts (registry.modeling):
-- `Head.compute_label(window)` computes the head's label from the events after each cutoff (registry.tasks),
+Data contract (B = batch size, D = encoder width), checked where core calls the parts (registry.modeling.shop_model):
+- `Head.compute_label(window)` computes the head's label from the events after each cutoff (registry.modeling.tasks),
 - `Encoder.featurize(frame)` turns a pandas frame of feature columns into a dict of tensors (CPU),
 - `Encoder.forward(batch)` turns that dict into a `(B, D)` representation,
 - `Head.labelled(frame)` keeps the rows the head can learn from (e.g. drops rows whose label is null),
@@ -18,7 +18,7 @@ Data contract (B = batch size, D = encoder width), checked where core calls the 
 - `Head.answers(predictions)` turns those into one served answer per row, of the type `Head.answer` declares,
 - `Head.metrics(target, predictions)` evaluates on the head's own target (default: `Head.evaluation`'s).
 
-One training loop (registry.training.fit) serves binary, regression and multiclass heads because the head,
+One training loop (registry.modeling.training.fit) serves binary, regression and multiclass heads because the head,
 not the loop, knows its label, its target tensor and its loss.
 """
 
@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from registry.tasks import Answer, Evaluation, LabelWindow
+from registry.modeling.tasks import Answer, Evaluation, LabelWindow
 
 
 class Encoder(nn.Module):
@@ -48,7 +48,7 @@ class Encoder(nn.Module):
     @classmethod
     def select_features(cls, fields: dict[str, Any]) -> list[str]:
         """Of a FeatureService's fields (name -> Feast dtype, e.g. `Int64`, `Array(Int64)`), the names this
-        encoder can read; registry.jobs puts them in the config's `features`. Default: every field.
+        encoder can read; registry.flow puts them in the config's `features`. Default: every field.
 
         Overriding this lets one service feed encoders that read different kinds of field (an MLP reads the
         scalar numbers of a service whose sequence columns a sequence encoder reads), e.g. in a `concat`."""

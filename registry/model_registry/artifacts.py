@@ -8,7 +8,7 @@ gs://, memory://). Layout:
 
 A copy is written under `.tmp` first and renamed to its final place only when complete, so a reader never
 sees half a directory at a published path. The registry commits a version row only after that rename, in
-the same transaction that allocated the version number (see `registry.db.store`).
+the same transaction that allocated the version number (see `registry.model_registry.store`).
 
 The sha256 of an artifact is the sha256 of its manifest: one line `<sha256 of file>  <relative path>\\n` per
 file, sorted by path (the format of `sha256sum`). It is recorded in the registry and checked on every fetch.
@@ -28,7 +28,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from registry.db.errors import ArtifactCorrupted, ArtifactMissing, InvalidArtifact
+from registry.model_registry.errors import ArtifactCorrupted, ArtifactMissing, InvalidArtifact
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
 STAGING = ".tmp"

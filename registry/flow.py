@@ -19,21 +19,18 @@ import pandas as pd
 import psutil
 
 from registry import progress
-from registry.components import Head, config_from_dict, config_to_dict
-from registry.db.engine import database_exists
-from registry.db.store import ModelRegistry, ModelVersion
 from registry.errors import UserError
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
-from registry.features import pipeline
-from registry.features import store as feast_store
+from registry.features import feast_store, pipeline
 from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
 from registry.features.training_set import LabelSpec, build_training_set, fingerprint
-from registry.modeling import ShopModel, blame
-from registry.plugin_host import Registered, default_host
-from registry.settings import Settings, workspace_database_url
-from registry.tasks import LabelWindow
-from registry.training import (
+from registry.model_registry.engine import database_exists
+from registry.model_registry.store import ModelRegistry, ModelVersion
+from registry.modeling.parts import Head, config_from_dict, config_to_dict
+from registry.modeling.shop_model import ShopModel, blame
+from registry.modeling.tasks import LabelWindow
+from registry.modeling.training import (
     EVALUATION_FILE,
     Splits,
     TrainConfig,
@@ -41,7 +38,9 @@ from registry.training import (
     fit,
     outputs_metrics,
 )
-from registry.training_plan import plan_training
+from registry.modeling.training_plan import plan_training
+from registry.plugin_host import Registered, default_host
+from registry.settings import Settings, workspace_database_url
 
 # Name of the built-in encoder that combines several (plugins/concat.py), used when a spec names several.
 CONCAT = "concat"
@@ -86,7 +85,7 @@ def apply_features(settings: Settings) -> list[str]:
 
 def materialize_features(settings: Settings, *, start: datetime | None = None) -> list[str]:
     """Load the online store: views whose snapshots were rebuilt are reloaded from `start` (default: the
-    oldest snapshot), the others continue incrementally (features.store.materialize). An explicit `start`
+    oldest snapshot), the others continue incrementally (features.feast_store.materialize). An explicit `start`
     reloads every view from then on. Returns the views reloaded."""
     with (
         progress.stage("materialize the newest feature values into the online store"),
@@ -129,7 +128,7 @@ class TrainSpec:
     model_name: str = "purchase"
     encoder: str | Sequence[str] = "mlp"
     head: str = "purchase"
-    # None: derived from the events (registry.training_plan), as are the splits.
+    # None: derived from the events (registry.modeling.training_plan), as are the splits.
     feature_service: str | None = None
     horizon_days: int | None = None
     encoder_config: dict[str, Any] | None = None
@@ -181,7 +180,7 @@ def train(settings: Settings, spec: TrainSpec) -> ModelVersion:
     """Build point-in-time training sets from Feast, train, evaluate on held-out users, register.
 
     What the spec leaves as None (feature service, horizon, splits) is derived from the events
-    (registry.training_plan); each choice is logged."""
+    (registry.modeling.training_plan); each choice is logged."""
     head = default_host().head(spec.head)
     head_overrides = dict(spec.head_config or {})
     events = read_events(settings.events_dir)

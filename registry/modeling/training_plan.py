@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from registry.features.training_set import LabelSpec, compute_labels, entity_rows
-from registry.training import SplitError, Splits
+from registry.modeling.training import SplitError, Splits
 
 CLICKSTREAM_SERVICE = "purchase_v1"
 PURCHASES_ONLY_SERVICE = "purchase_lifetime_v1"

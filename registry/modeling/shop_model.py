@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from registry.components import Encoder, Head, config_from_dict, config_to_dict
 from registry.errors import UserError
+from registry.modeling.parts import Encoder, Head, config_from_dict, config_to_dict
 from registry.plugin_host import (
     PluginError,
     PluginHost,
@@ -37,6 +36,7 @@ from registry.plugin_host import (
     describe_plugin,
     disable_hint,
 )
+from registry.settings import plugin_selection_set
 
 FORMAT = "shopscore-model/1"
 CONFIG_FILE = "config.json"
@@ -282,7 +282,7 @@ def _check_plugin(host: PluginHost, part: str, saved: dict[str, Any]) -> None:
             + (
                 f", or take {saved.get('plugin')!r} out of SHOPSCORE_DISABLE_PLUGINS / add it to "
                 f"SHOPSCORE_LOAD_PLUGINS"
-                if os.environ.get("SHOPSCORE_DISABLE_PLUGINS") or os.environ.get("SHOPSCORE_LOAD_PLUGINS")
+                if plugin_selection_set()
                 else ""
             )
         )

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from registry.db.engine import (
+from registry.model_registry.engine import (
     display_url,
     make_engine,
     sqlite_path,
     translate_connection_errors,
     write_engine,
 )
-from registry.db.errors import SchemaOutOfDate
+from registry.model_registry.errors import SchemaOutOfDate
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.db.errors import AliasProtected, InvalidInput
-from registry.db.records import ModelVersion
+from registry.model_registry.errors import AliasProtected, InvalidInput
+from registry.model_registry.records import ModelVersion
+from registry.settings import promotion_variables
 
 PROMOTER_ROLE = "promoter"
 ROLES = (None, PROMOTER_ROLE)
@@ -37,8 +37,8 @@ class PromotionPolicy:
 
     @classmethod
     def from_env(cls) -> PromotionPolicy:
-        raw_aliases = os.environ.get("SHOPSCORE_PROTECTED_ALIASES", "production")
-        raw_tolerance = os.environ.get("SHOPSCORE_PROMOTION_TOLERANCE", "0.01")
+        variables = promotion_variables()
+        raw_aliases, raw_tolerance = variables.protected_aliases, variables.tolerance
         try:
             tolerance = float(raw_tolerance)
         except ValueError:
@@ -49,7 +49,7 @@ class PromotionPolicy:
             raise InvalidInput(f"SHOPSCORE_PROMOTION_TOLERANCE must be a finite number >= 0, not {tolerance}")
         return cls(
             protected_aliases=frozenset(a.strip() for a in raw_aliases.split(",") if a.strip()),
-            promoter_token=os.environ.get("SHOPSCORE_PROMOTER_TOKEN") or None,
+            promoter_token=variables.promoter_token,
             tolerance=tolerance,
         )
 

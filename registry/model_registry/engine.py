@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from registry.db.errors import DatabaseUnavailable
+from registry.model_registry.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 

@@ -3,7 +3,7 @@
 Rules every public method follows:
 - validate the arguments first, so a bad call opens no transaction and writes nothing;
 - do its work in exactly one `with Session.begin()` (write transactions take SQLite's lock at BEGIN);
-- return frozen dataclasses from `registry.db.records`, never ORM rows;
+- return frozen dataclasses from `registry.model_registry.records`, never ORM rows;
 - call plugins' lifecycle hooks only after the commit.
 
 Registering a version (crash-safe ordering):
@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from registry.artifacts import fetch_artifact, gc_artifacts, stage_artifact
-from registry.db import migrate, validate
-from registry.db.engine import (
+from registry.model_registry import migrate, validate
+from registry.model_registry.artifacts import fetch_artifact, gc_artifacts, stage_artifact
+from registry.model_registry.engine import (
     database_exists,
     display_url,
     insert_ignoring_conflict,
@@ -37,7 +37,7 @@ from registry.db.engine import (
     sqlite_path,
     translate_connection_errors,
 )
-from registry.db.errors import (
+from registry.model_registry.errors import (
     NothingToRollBack,
     PluginsUnavailable,
     PromotionRefused,
@@ -48,7 +48,9 @@ from registry.db.errors import (
     VersionArchived,
     VersionInUse,
 )
-from registry.db.models import (
+from registry.model_registry.promotion import PromotionPolicy, check_role
+from registry.model_registry.records import AliasEvent, Comparison, FieldDiff, ModelVersion, RegisteredModel
+from registry.model_registry.tables import (
     AliasEventRow,
     LineageRow,
     ModelAliasRow,
@@ -56,18 +58,14 @@ from registry.db.models import (
     RegisteredModelRow,
     utcnow,
 )
-from registry.db.promotion import PromotionPolicy, check_role
-from registry.db.records import AliasEvent, Comparison, FieldDiff, ModelVersion, RegisteredModel
 from registry.plugin_host import PluginError, PluginHost, default_host
-from registry.settings import Settings
+from registry.settings import Settings, crash_step
+
 
 # Fault injection for the crash-safety tests: the process exits abruptly at the named step
 # ("staged", "allocated", "published", "committed") of register_version.
-CRASH_ENV = "SHOPSCORE_TEST_CRASH_AT"
-
-
 def _crash_point(step: str) -> None:
-    if os.environ.get(CRASH_ENV) == step:
+    if crash_step() == step:
         os._exit(86)
 
 

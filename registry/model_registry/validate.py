@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import re
 from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any
 
-from registry.db.errors import InvalidInput
+from registry.model_registry.errors import InvalidInput
+from registry.settings import actor_variable
 
 # Model names become a directory in the artifact root, so they are restricted to path-safe characters.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -77,7 +77,7 @@ def reason_text(reason: object, *, what: str = "alias move") -> str:
 def default_actor() -> str:
     """Who is acting when no actor is given: $SHOPSCORE_ACTOR, else the login name."""
     try:
-        return os.environ.get("SHOPSCORE_ACTOR") or getpass.getuser()
+        return actor_variable() or getpass.getuser()
     except (KeyError, OSError):  # no login name, e.g. in a container running as an unnamed uid
         return "unknown"
 
