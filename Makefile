@@ -23,6 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check registry plugins tests bench feature_repo migrations
 	$(BIN)/ruff format --check registry plugins tests bench feature_repo migrations
+	$(BIN)/mypy  # registry and plugins: [tool.mypy] in pyproject.toml
 
 clean:
 	rm -rf $(VENV) .shopscore

@@ -10,7 +10,7 @@ loads back like any other (each part's plugin must be installed; the error names
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -48,42 +48,43 @@ class ConcatEncoder(Encoder):
     @property
     def features(self) -> list[str]:
         # Union in first-seen order: the feature frame needs each column once.
-        return list(dict.fromkeys(f for part in self.parts for f in part.features))
+        return list(dict.fromkeys(f for part in self.sub_encoders() for f in part.features))
 
     def sub_encoders(self) -> list[Encoder]:
-        return list(self.parts)
+        # The parts, typed: an nn.ModuleList iterates as plain nn.Modules.
+        return cast("list[Encoder]", list(self.parts))
 
     def params(self) -> dict[str, Any]:
         return {
             "parts": [
                 {"name": p["name"], "config": part.params()}
-                for p, part in zip(self.config.parts, self.parts, strict=True)
+                for p, part in zip(self.config.parts, self.sub_encoders(), strict=True)
             ]
         }
 
     @property
     def output_dim(self) -> int:
-        return sum(part.output_dim for part in self.parts)
+        return sum(part.output_dim for part in self.sub_encoders())
 
     def fit(self, frame: pd.DataFrame) -> None:
-        for part in self.parts:
+        for part in self.sub_encoders():
             part.fit(frame)
         # A part's fit() may complete its config (the text encoder's tokenizer); save what the parts now hold.
         self.config.parts = [
             {"name": spec["name"], "config": config_to_dict(part.config)}
-            for spec, part in zip(self.config.parts, self.parts, strict=True)
+            for spec, part in zip(self.config.parts, self.sub_encoders(), strict=True)
         ]
 
     def featurize(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         # Prefix each part's keys with its index so two parts may both use "x".
         batch = {}
-        for i, part in enumerate(self.parts):
+        for i, part in enumerate(self.sub_encoders()):
             batch.update({f"{i}.{key}": value for key, value in part.featurize(frame).items()})
         return batch
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = []
-        for i, part in enumerate(self.parts):
+        for i, part in enumerate(self.sub_encoders()):
             prefix = f"{i}."
             outputs.append(part({k[len(prefix) :]: v for k, v in batch.items() if k.startswith(prefix)}))
         return torch.cat(outputs, dim=-1)  # (B, sum of the parts' D)

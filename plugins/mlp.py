@@ -32,6 +32,10 @@ class MLPEncoder(Encoder):
     name = "mlp"
     config_class = MLPConfig
 
+    # Buffers (registered in __init__): declared so that they are typed as tensors.
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, config: MLPConfig) -> None:
         super().__init__(config)
         n = len(config.features)

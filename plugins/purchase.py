@@ -45,6 +45,11 @@ class PurchaseHead(Head):
     answer = Answer("probability", PROBABILITY, "Probability of a purchase within the model's horizon.")
     evaluation = BINARY
 
+    # Buffers (registered in __init__ from _CALIBRATION_DEFAULTS): declared so that they are typed as tensors.
+    log_temperature: torch.Tensor
+    calibration_bias: torch.Tensor
+    threshold: torch.Tensor
+
     def __init__(self, config: PurchaseConfig, input_dim: int) -> None:
         super().__init__(config, input_dim)
         self.linear = nn.Linear(input_dim, 1)

@@ -165,6 +165,11 @@ class SequenceEncoder(Encoder):
     name = "sequence"
     config_class = SequenceConfig
 
+    # Buffers (registered in __init__ from _table_tops): declared so that they are typed as tensors.
+    top_gap_bucket: torch.Tensor
+    top_age_bucket: torch.Tensor
+    top_interval_bucket: torch.Tensor
+
     def __init__(self, config: SequenceConfig) -> None:
         super().__init__(config)
         if config.features is not None:

@@ -75,7 +75,7 @@ class TextConfig:
     backbone_config: dict[str, Any] | None = field(default=None, repr=False, metadata={"artifact_only": True})
 
 
-def _cell(value: object) -> list:
+def _cell(value: Any) -> list[Any]:
     """One cell of a list column (list, ndarray, or None/NaN from a Feast miss) as a list."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
@@ -100,7 +100,7 @@ def render(
     max_events: int = 20,
 ) -> str:
     """One user's behaviour as text, e.g. "view cat17 p3; cart cat17 p3 +5m; searched 'nike air max'"."""
-    parts = []
+    parts: list[str] = []
     start = max(0, len(event_types) - max_events)
     for t, c, p, g in zip(event_types[start:], categories[start:], prices[start:], gaps[start:], strict=True):
         name = EVENT_TYPES[int(t) - 1] if 1 <= int(t) <= len(EVENT_TYPES) else "event"
@@ -201,7 +201,14 @@ class TextEncoder(Encoder):
             )
         columns = [frame[c].tolist() for c in self.features]
         return [
-            render(*(_cell(v) for v in row[:4]), [str(q) for q in _cell(row[4])], self.config.max_events)
+            render(
+                _cell(row[0]),
+                _cell(row[1]),
+                _cell(row[2]),
+                _cell(row[3]),
+                [str(q) for q in _cell(row[4])],
+                self.config.max_events,
+            )
             for row in zip(*columns, strict=True)
         ]
 

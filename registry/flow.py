@@ -319,7 +319,7 @@ def resolve_horizon(
     return next(iter(asked.values()), None)
 
 
-def _label_function(head: Registered) -> Callable[[LabelWindow], list[Any]]:
+def _label_function(head: Registered[Head]) -> Callable[[LabelWindow], list[Any]]:
     """The head's compute_label, checked (one label per user) and blamed on its plugin when it fails."""
 
     def compute(window: LabelWindow) -> list[Any]:

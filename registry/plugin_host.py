@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
@@ -30,9 +30,13 @@ from registry.settings import plugin_selection
 
 if TYPE_CHECKING:
     from registry.model_registry.records import AliasEvent, ModelVersion
+    from registry.modeling.parts import Encoder, Head
 
 GROUP = "shopscore"
 log = logging.getLogger("shopscore.plugins")
+
+# The kind of part a Registered holds: Registered[Encoder] or Registered[Head].
+Part = TypeVar("Part", bound="Encoder | Head")
 
 
 class PluginError(UserError, RuntimeError):
@@ -48,10 +52,10 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 @dataclass(frozen=True)
-class Registered:
+class Registered(Generic[Part]):
     """One registered part class and the plugin (entry-point name) plus package that provided it."""
 
-    cls: type
+    cls: type[Part]
     plugin: str
     package: str | None
     package_version: str | None
@@ -77,7 +81,7 @@ class PluginHost:
         self.pm = pm or new_plugin_manager()
         # plugin name -> (distribution name, version)
         self.packages: dict[str, tuple[str | None, str | None]] = {}
-        self._parts: tuple[dict[str, Registered], dict[str, Registered]] | None = None
+        self._parts: tuple[dict[str, Registered[Encoder]], dict[str, Registered[Head]]] | None = None
 
     # ------------------------------------------------------------------------------------ plugins
 
@@ -115,40 +119,41 @@ class PluginHost:
     # -------------------------------------------------------------------------------------- parts
 
     @property
-    def encoders(self) -> dict[str, Registered]:
+    def encoders(self) -> dict[str, Registered[Encoder]]:
         return self._collected()[0]
 
     @property
-    def heads(self) -> dict[str, Registered]:
+    def heads(self) -> dict[str, Registered[Head]]:
         return self._collected()[1]
 
-    def encoder(self, name: str) -> Registered:
+    def encoder(self, name: str) -> Registered[Encoder]:
         return _lookup(self.encoders, name, "encoder")
 
-    def head(self, name: str) -> Registered:
+    def head(self, name: str) -> Registered[Head]:
         return _lookup(self.heads, name, "head")
 
-    def _collected(self) -> tuple[dict[str, Registered], dict[str, Registered]]:
+    def _collected(self) -> tuple[dict[str, Registered[Encoder]], dict[str, Registered[Head]]]:
         # Parts import torch; collected on first use so that the registry's use of the host stays light.
         if self._parts is None:
             from registry.modeling.parts import Encoder, Head
 
-            encoders: dict[str, Registered] = {}
-            heads: dict[str, Registered] = {}
+            encoders: dict[str, Registered[Encoder]] = {}
+            heads: dict[str, Registered[Head]] = {}
             self._register_parts(self.pm.hook.register_encoders, "encoder", Encoder, encoders)
             self._register_parts(self.pm.hook.register_heads, "head", Head, heads)
             self._parts = (encoders, heads)
         return self._parts
 
     def _register_parts(
-        self, hook: pluggy.HookCaller, kind: str, base: type, table: dict[str, Registered]
+        self, hook: pluggy.HookCaller, kind: str, base: type[Part], table: dict[str, Registered[Part]]
     ) -> None:
         for plugin, call in self._one_by_one(hook):
             package, version = self.packages.get(plugin, (None, None))
 
+            # A plugin may pass anything: _check_part refuses what is not a `base` subclass with a name.
             def register(
-                cls: type, _plugin: str = plugin, _pkg: str | None = package, _ver: str | None = version
-            ):
+                cls: type[Part], _plugin: str = plugin, _pkg: str | None = package, _ver: str | None = version
+            ) -> None:
                 registered = Registered(cls, _plugin, _pkg, _ver)
                 _check_part(registered, kind, base, table)
                 table[cls.name] = registered
@@ -204,7 +209,7 @@ class PluginHost:
                 )  # fmt: skip
 
 
-def _lookup(table: dict[str, Registered], name: str, kind: str) -> Registered:
+def _lookup(table: dict[str, Registered[Part]], name: str, kind: str) -> Registered[Part]:
     try:
         return table[name]
     except KeyError:
@@ -215,7 +220,7 @@ def _lookup(table: dict[str, Registered], name: str, kind: str) -> Registered:
         ) from None
 
 
-def _check_part(part: Registered, kind: str, base: type, table: dict[str, Registered]) -> None:
+def _check_part(part: Registered[Part], kind: str, base: type, table: dict[str, Registered[Part]]) -> None:
     """Refuse a part class that core could not use, naming the plugin and what to set."""
     cls, who = part.cls, part.describe()
     if not (isinstance(cls, type) and issubclass(cls, base)):
@@ -243,7 +248,7 @@ def _check_part(part: Registered, kind: str, base: type, table: dict[str, Regist
         )
 
 
-def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered]) -> None:
+def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered[Any]]) -> None:
     from registry.modeling.parts import Head
     from registry.modeling.tasks import Answer, Evaluation
 
@@ -263,6 +268,7 @@ def _check_head(cls: type, name: str, who: str, heads: dict[str, Registered]) ->
         problems.append("`evaluation`, one of BINARY, REGRESSION, CATEGORIES")
     if problems:
         raise PluginError(f"{who}: head {name!r} ({cls.__name__}) needs " + "; ".join(problems))
+    assert isinstance(answer, Answer)  # for mypy: no problem was found, so `answer` is an Answer
     for other in heads.values():
         if other.cls.answer.name == answer.name and other.cls.answer.type != answer.type:
             raise PluginError(

@@ -47,7 +47,7 @@ def quiet_unless_terminal() -> Iterator[None]:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a line is logged (click's test runner swaps it per call)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):  # noqa: ANN201
         return sys.stderr
 

@@ -15,10 +15,11 @@ from registry.cli.common import (
 @click.option("--json", "as_json", is_flag=True)
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins, their packages, hooks, and the encoders and heads they registered."""
-    from registry.plugin_host import load_plugins
+    from registry.plugin_host import Registered, load_plugins
 
     host = load_plugins()
-    listing = []
+    parts: dict[str, Registered[Any]] = {**host.encoders, **host.heads}
+    listing: list[dict[str, Any]] = []
     for name, plugin in host.pm.list_name_plugin():
         package, version = host.packages.get(name, (None, None))
         listing.append(
@@ -30,9 +31,7 @@ def plugins_command(as_json: bool) -> None:
                 "encoders": sorted(k for k, r in host.encoders.items() if r.plugin == name),
                 "heads": sorted(k for k, r in host.heads.items() if r.plugin == name),
                 "options": {
-                    k: _options(r.cls.config_class)
-                    for k, r in sorted({**host.encoders, **host.heads}.items())
-                    if r.plugin == name
+                    k: _options(r.cls.config_class) for k, r in sorted(parts.items()) if r.plugin == name
                 },
             }
         )

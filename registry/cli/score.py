@@ -33,7 +33,7 @@ def score_command(user_ids: tuple[str, ...], model: str, alias: str, as_json: bo
         if as_json:
             echo_json(s.to_dict())
         else:
-            if s.cold_start:
+            if s.feature_age_seconds is None:  # cold start: the scorer sets no age exactly then
                 known = "unknown user (cold start)"
             else:
                 known = f"features {s.feature_age_seconds / 3600:.1f}h old" + (", stale" if s.stale else "")

@@ -112,6 +112,7 @@ def train(
     from registry.modeling.training import Splits, TrainConfig
 
     settings = load_settings()
+    options: dict[str, Any] = {"lr": lr, "batch_size": batch_size, "patience": patience}
     splits = None
     if train_cutoffs or test_cutoff or valid_cutoff:
         if not (train_cutoffs and test_cutoff):
@@ -132,11 +133,7 @@ def train(
             epochs=epochs,
             seed=seed,
             device=settings.device,
-            **{
-                k: v
-                for k, v in {"lr": lr, "batch_size": batch_size, "patience": patience}.items()
-                if v is not None
-            },
+            **{k: v for k, v in options.items() if v is not None},
         ),
     )
     version = jobs.train(settings, spec)
@@ -166,7 +163,7 @@ def train(
     )
 
 
-def _headline(metrics: dict[str, float], task: dict[str, Any]) -> str:
+def _headline(metrics: dict[str, float | None], task: dict[str, Any]) -> str:
     """The test metrics a user reads first: the head's headline metrics, and the base rate of a binary one."""
     shown = [*task.get("headline", []), "base_rate"]
     values = [f"{k} {metrics[f'test_{k}']:.3f}" for k in shown if f"test_{k}" in metrics]

@@ -83,6 +83,7 @@ stays bounded and ten million events take ~20 s of CPU.
 
 from __future__ import annotations
 
+import builtins
 import functools
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -397,6 +398,8 @@ def _catalog() -> _Catalog:
         return vocab.setdefault(text, len(vocab))
 
     brand_index: dict[str, int] = {}
+    brand_category: list[int]  # read (len) before the first append: declared for mypy
+    model_brand: list[int]
     brand_category, brand_name, brand_weight, model_brand, query_brand = [], [], [], [], []
     query_term, query_model, query_buy = [], [], []
     item_model, item_price = [], []
@@ -649,7 +652,7 @@ class _Events:
     quantity: np.ndarray  # 0: none
 
     # Compact dtypes: at ten million events every byte per row is 10 MB.
-    DTYPES: ClassVar[dict[str, type]] = {
+    DTYPES: ClassVar[dict[str, builtins.type]] = {  # builtins: `type` is a field here
         "session": np.int32, "time": np.float64, "type": np.int8, "item": np.int32, "category": np.int16,
         "query": np.int32, "quantity": np.int16,
     }  # fmt: skip

@@ -229,12 +229,14 @@ def _split_fields(
     usable = np.ones(len(raw_lines), dtype=bool)
     usable[list(skip)] = False
     special = b'"' in body or b"\x00" in body or body.count(b"\r") != body.count(b"\r\n")
-    quoted = [p for p in np.flatnonzero(usable) if _needs_csv_module(raw_lines[p])] if special else []
+    quoted = (
+        [p for p in np.flatnonzero(usable).tolist() if _needs_csv_module(raw_lines[p])] if special else []
+    )
     usable[quoted] = False
     simple_mask = usable & (fields_per_line == expected)
     rejects = [
         _field_count_reject(p, raw_lines[p], int(fields_per_line[p]), expected)
-        for p in np.flatnonzero(usable & ~simple_mask)
+        for p in np.flatnonzero(usable & ~simple_mask).tolist()
     ]
     simple = np.flatnonzero(simple_mask).tolist()
     whole = len(simple) == len(raw_lines)

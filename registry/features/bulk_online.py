@@ -22,15 +22,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from feast import FeatureStore, FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, compute_table_id, compute_versioned_name
-from feast.infra.online_stores.sqlite import convert_timestamp
+from feast.infra.online_stores.sqlite import SqliteOnlineStore, convert_timestamp
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from google.protobuf.timestamp_pb2 import Timestamp
+
+if TYPE_CHECKING:
+    from feast.infra.online_stores.redis import RedisOnlineStore
 
 # Wire-format tags (field number << 3 | wire type) of the scalar members of Feast's `Value` oneof.
 _INT32, _INT64, _BOOL = 0x18, 0x20, 0x38  # varints (fields 3, 4, 7)
@@ -129,7 +133,7 @@ def decode_objects(blobs: Blobs | Sequence[bytes | None]) -> list[object]:
     return [_parse(b) if b else None for b in items]
 
 
-def _parse(blob: bytes) -> object:
+def _parse(blob: bytes) -> Any:
     proto = ValueProto()
     proto.ParseFromString(blob)
     kind = proto.WhichOneof("val")
@@ -226,7 +230,8 @@ class SqliteBulkReader(BulkReader):
         )
 
     def _read(self, view: FeatureView, features: list[str], user_ids: Sequence[int]) -> ViewRead:
-        online = self.store._get_provider().online_store  # Feast's connection: it sees what Feast writes
+        # Feast's connection: it sees what Feast writes. for_store picked this reader for a SQLite store.
+        online = cast(SqliteOnlineStore, self.store._get_provider().online_store)
         conn = online._get_conn(self.config)
         versioning = self.config.registry.enable_online_feature_view_versioning
         table = compute_table_id(self.config.project, view, versioning).replace('"', '""')
@@ -295,7 +300,12 @@ def _event_seconds(stored: list[int]) -> np.ndarray:
     are the identity, so the stored integers are the answer; elsewhere Feast's converter runs per user."""
     if time.timezone == 0 and time.altzone == 0:
         return np.asarray(stored, dtype=np.float64)
-    return np.array([convert_timestamp(s).replace(tzinfo=UTC).timestamp() for s in stored], dtype=np.float64)
+    # Feast annotates the converter's argument as bytes (what sqlite3 hands a converter); it calls int() on
+    # it, so the stored int works.
+    return np.array(
+        [convert_timestamp(s).replace(tzinfo=UTC).timestamp() for s in stored],  # type: ignore[arg-type]
+        dtype=np.float64,
+    )
 
 
 class RedisBulkReader(BulkReader):
@@ -311,7 +321,8 @@ class RedisBulkReader(BulkReader):
 
     def __init__(self, store: FeatureStore, codec: EntityKeyCodec) -> None:
         super().__init__(store, codec)
-        client = store._get_provider().online_store._get_client(self.config.online_store)
+        online = cast("RedisOnlineStore", store._get_provider().online_store)  # for_store checked the type
+        client = online._get_client(self.config.online_store)
         self._hmget_each = client.register_script(self.HMGET_EACH)  # EVALSHA, loaded on first use
 
     def read(self, view: FeatureView, features: list[str], user_ids: Sequence[int]) -> ViewRead:

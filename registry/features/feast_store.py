@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFeatureView, RepoConfig
@@ -23,6 +24,9 @@ from feast.errors import FeastObjectNotFoundException
 from registry.errors import UserError
 from registry.features import dask_tokens
 from registry.settings import Settings, template_variables
+
+if TYPE_CHECKING:
+    from feast.feast_object import FeastObject
 
 # Variables a profile may use without the user exporting them.
 DEFAULTS = {"SHOPSCORE_FEAST_PROJECT": "shopscore"}
@@ -37,7 +41,7 @@ class FeatureRepoError(UserError, RuntimeError):
 class Declarations:
     """The Feast objects declared in a feature repo's Python files."""
 
-    objects: list[object] = field(default_factory=list)
+    objects: list[FeastObject] = field(default_factory=list)
 
     def of_type(self, kind: type) -> list:
         return [o for o in self.objects if isinstance(o, kind)]

@@ -181,7 +181,8 @@ def _mask_expired(
         too_old = now - stamps[v.name] > v.ttl_seconds  # NaN compares False: nothing stored is not stale
         # Training never sees a row older than the TTL (Feast drops it offline), so serving must not either.
         if too_old.any():
-            values[np.ix_(too_old, v.positions)] = np.nan if plan.scalar else None
+            # numpy's stubs want every ix_ argument of one dtype; a mask with a list of indices is valid.
+            values[np.ix_(too_old, v.positions)] = np.nan if plan.scalar else None  # type: ignore[arg-type]
         expired[v.name] = too_old
         stale |= too_old
         newest = np.fmax(newest, stamps[v.name])  # fmax skips NaN

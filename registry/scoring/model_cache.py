@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from registry.model_registry.artifacts import fetch_artifact
 from registry.model_registry.store import ModelVersion
 from registry.modeling.shop_model import ShopModel
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +19,7 @@ log = logging.getLogger(__name__)
 class ModelCache:
     """Loads each version once, on the device given; safe to share between threads."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str | torch.device) -> None:
         self.device = device
         self._models: dict[tuple[str, int], ShopModel] = {}
         self._lock = threading.Lock()

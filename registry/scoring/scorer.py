@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 from feast import FeatureStore
@@ -134,7 +135,7 @@ class Scorer:
                 answered = self._score_alias(model, answering, [ids[i] for i in positions])
                 for position, s in zip(positions, answered, strict=True):
                     placed[position] = s
-            scores = placed  # type: ignore[assignment] -- every position is filled
+            scores = cast("list[Score]", placed)  # every position is filled
         shadow = route.shadow_of(alias)
         if shadow:
             self.shadow.submit(model, shadow, scores)

@@ -22,7 +22,7 @@ class NotReady(Exception):
 
 
 # Domain error -> HTTP status. Checked in order, so subclasses come before their bases.
-STATUS: list[tuple[type[BaseException], int]] = [
+STATUS: list[tuple[type[Exception], int]] = [
     (InvalidUserId, 422),
     (ServingConfigError, 422),
     (registry_errors.InvalidInput, 422),

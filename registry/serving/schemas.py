@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import GenericAlias
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -48,9 +49,9 @@ def score_models(answers: Sequence[Answer]) -> tuple[type[BaseModel], type[BaseM
     """(ScoreOut, BatchScoreOut) for the answers of the registered heads: `answer` is one of their names,
     `value` one of their types, and each answer also has a field of its own name (null unless it is the one
     given), so the OpenAPI spec documents every answer a model of this deployment can give."""
-    by_name = {a.name: a for a in answers}
+    by_name: dict[str, Answer | None] = {a.name: a for a in answers}
     if not by_name:  # no head registered: a schema that still validates (nothing will be scored)
-        by_name = {"value": None}  # type: ignore[dict-item]
+        by_name = {"value": None}
     names = tuple(sorted(by_name))
     types = tuple(dict.fromkeys(_json_type(a.type) for a in by_name.values() if a is not None)) or (float,)
     own_fields: dict[str, Any] = {
@@ -58,14 +59,18 @@ def score_models(answers: Sequence[Answer]) -> tuple[type[BaseModel], type[BaseM
         for name, a in by_name.items()
         if a is not None
     }
+    # Types built at run time from the registered heads: Any to mypy, which checks only static types.
+    answer_type: Any = Literal[names]
+    value_type: Any = Union[types]  # noqa: UP007
     score_out = create_model(
         "ScoreOut",
         __base__=ScoreBase,
-        answer=(Literal[names], Field(description="What `value` is: the name of the model's answer.")),
-        value=(Union[types], Field(description="The answer; its type depends on `answer`.")),  # noqa: UP007
+        answer=(answer_type, Field(description="What `value` is: the name of the model's answer.")),
+        value=(value_type, Field(description="The answer; its type depends on `answer`.")),
         **own_fields,
     )
-    batch_out = create_model("BatchScoreOut", scores=(list[score_out], ...))
+    scores_type: Any = GenericAlias(list, (score_out,))  # list[score_out]
+    batch_out = create_model("BatchScoreOut", scores=(scores_type, ...))
     return score_out, batch_out
 
 
