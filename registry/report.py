@@ -16,19 +16,24 @@ The numbers under the curves are computed from the curves themselves (area under
 precision from the precision-recall steps, ECE from the reliability bins), so they can be checked against
 the registered metrics: they agree because the stored rows are the ones the metrics came from.
 
-Everything printed into the HTML is escaped. Plots use matplotlib's Agg backend (no display needed), from
-the `report` extra: `pip install 'shopscore[report]'`.
+Computing and rendering are apart: `write_report` computes the numbers and writes the PNGs, gathers them
+in a `VersionPage` (plain dataclasses), and `registry/templates/report/version_report.html.j2` lays it out
+(extending `base.html.j2`, the page chrome and stylesheet other pages share). Jinja2 renders it with
+autoescape on, so everything printed into the HTML is escaped. Plots use matplotlib's Agg backend (no
+display needed), from the `report` extra: `pip install 'shopscore[report]'`.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
@@ -175,25 +180,37 @@ def _pyplot():
     return plt
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A written plot and its caption; the page shows it by its path relative to the page."""
+
+    caption: str
+    path: Path
+
+    @property
+    def src(self) -> str:
+        return self.path.name
+
+
 @dataclass
 class _Figures:
     out_dir: Path
     written: list[Path] = field(default_factory=list)
 
-    def save(self, fig: Any, name: str) -> Path:
+    def save(self, fig: Any, name: str, caption: str) -> Figure:
         path = self.out_dir / name
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         _pyplot().close(fig)
         self.written.append(path)
-        return path
+        return Figure(caption, path)
 
 
 def _split_rows(outputs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {s: outputs[outputs["split"] == s] for s in SPLITS if (outputs["split"] == s).any()}
 
 
-def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
+def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[Figure]:
     plt = _pyplot()
     curves = {
         s: binary_curves(r["target"].to_numpy(), r["score"].to_numpy())
@@ -222,16 +239,15 @@ def _binary_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, P
            title="Calibration (reliability)", xlim=(0, 1), ylim=(0, 1))  # fmt: skip
     ax.legend(loc="upper left")
     return [
-        ("ROC curve", figures.save(roc, "roc.png")),
-        (
-            "Precision-recall curve (dotted: base rate, what a random ranking scores)",
-            figures.save(pr, "pr.png"),
+        figures.save(roc, "roc.png", "ROC curve"),
+        figures.save(
+            pr, "pr.png", "Precision-recall curve (dotted: base rate, what a random ranking scores)"
         ),
-        ("Reliability diagram", figures.save(cal, "calibration.png")),
+        figures.save(cal, "calibration.png", "Reliability diagram"),
     ]
 
 
-def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
+def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[Figure]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     top = 1.0
@@ -242,10 +258,10 @@ def _regression_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[st
     ax.plot([0, top], [0, top], "k:", label="predicted = actual")
     ax.set(xscale="symlog", yscale="symlog", xlabel="predicted", ylabel="actual", title="Predicted vs actual")
     ax.legend(loc="upper left")
-    return [("Predicted against actual (symmetric log axes)", figures.save(fig, "predicted_vs_actual.png"))]
+    return [figures.save(fig, "predicted_vs_actual.png", "Predicted against actual (symmetric log axes)")]
 
 
-def _categories_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[str, Path]]:
+def _categories_plots(figures: _Figures, outputs: pd.DataFrame) -> list[Figure]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     classes = 0
@@ -258,7 +274,7 @@ def _categories_plots(figures: _Figures, outputs: pd.DataFrame) -> list[tuple[st
         xlabel="k", ylabel="share of rows whose class is in the top k", title="Top-k accuracy", ylim=(0, 1)
     )
     ax.legend(loc="lower right")
-    return [(f"Top-k accuracy over {classes} classes", figures.save(fig, "top_k.png"))]
+    return [figures.save(fig, "top_k.png", f"Top-k accuracy over {classes} classes")]
 
 
 PLOTS = {"binary": _binary_plots, "regression": _regression_plots, "categories": _categories_plots}
@@ -266,10 +282,11 @@ PLOTS = {"binary": _binary_plots, "regression": _regression_plots, "categories":
 
 def _training_plots(
     figures: _Figures, history: list[dict[str, Any]], evaluation: Evaluation | None, best_epoch: float | None
-) -> tuple[list[tuple[str, Path]], list[str]]:
+) -> tuple[list[Figure], list[str]]:
     plt = _pyplot()
     frame = pd.DataFrame(history)
-    plots, notes = [], []
+    plots: list[Figure] = []
+    notes: list[str] = []
     fig, ax = plt.subplots(figsize=(5, 4))
     for column in ("train_loss", "valid_loss"):
         ax.plot(frame["epoch"], frame[column], "o-", ms=3, label=column.replace("_", " "))
@@ -277,7 +294,7 @@ def _training_plots(
         ax.axvline(best_epoch, color="k", ls=":", label=f"kept: epoch {best_epoch:.0f}")
     ax.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
     ax.legend()
-    plots.append(("Loss per epoch", figures.save(fig, "loss.png")))
+    plots.append(figures.save(fig, "loss.png", "Loss per epoch"))
     headline = evaluation.headline if evaluation else ()
     shown = [f"valid_{m}" for m in headline if f"valid_{m}" in frame]
     if shown:
@@ -286,7 +303,7 @@ def _training_plots(
             ax.plot(frame["epoch"], frame[column].astype(float), "o-", ms=3, label=column.replace("_", " "))
         ax.set(xlabel="epoch", title="Validation metrics per epoch (before calibration)")
         ax.legend()
-        plots.append(("Validation metrics per epoch", figures.save(fig, "valid_metrics.png")))
+        plots.append(figures.save(fig, "valid_metrics.png", "Validation metrics per epoch"))
     else:
         notes.append(
             "Per-epoch validation metrics were not recorded for this version (it was trained before they "
@@ -295,8 +312,50 @@ def _training_plots(
     return plots, notes
 
 
-# ---- HTML -----------------------------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
+# ---- the page: a plain context, rendered by registry/templates/report/version_report.html.j2 ---------------
+TEMPLATE = "report/version_report.html.j2"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The version's identity, at the top of the page."""
+
+    head: Any  # the lineage's head name (a plugin's name)
+    evaluation: str | None  # None: no evaluation this shopscore knows
+    encoder: Any
+    feature_service: str
+    status: str
+    aliases: tuple[str, ...]
+    created_at: datetime
+    created_by: str | None
+    artifact_uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """Everything the page shows, computed: the template lays it out and formats the values, nothing more.
+
+    `metrics`, `lineage` and `params` are FieldDiffs beside the alias holder's (`holder` is its version), or
+    this version's own values when there is no holder to compare with (`holder` is None)."""
+
+    model: str
+    version: int
+    alias: str
+    holder: int | None
+    summary: Summary
+    notes: tuple[str, ...]
+    headlines: tuple[Headline, ...]
+    metrics: tuple[FieldDiff, ...] | dict[str, Any]
+    lineage: tuple[FieldDiff, ...] | dict[str, Any]
+    params: tuple[FieldDiff, ...] | dict[str, Any]
+    curves: tuple[Figure, ...]
+    training: tuple[Figure, ...]
+
+
+def format_value(value: Any) -> str:
+    """One table cell (the templates' `cell` filter): "-" for None and NaN, floats to 4 decimals, a list of
+    strings joined with commas, other structures as sorted JSON. Escaping is the template's (autoescape)."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -308,54 +367,26 @@ def _fmt(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The templates shipped in `registry/templates` (the report's, and what other pages share: the base
+    layout and its stylesheet, the table macros). Autoescape is on for every template whatever its name, so
+    a model's params, lineage, plugin names and notes are always escaped; an undefined name in a template
+    is an error, never an empty string."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("registry", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    env.filters["cell"] = format_value
+    return env
 
 
-def _headline_table(rows: list[Headline]) -> str:
-    """metric | model | each baseline, as `value [low, high]`."""
-    if not rows:
-        return ""
-    scorers = list(rows[0].values)
-    cells = [
-        [h.metric, *(f"{v:.4f} [{lo:.4f}, {hi:.4f}]" for v, lo, hi in (h.values[s] for s in scorers))]
-        for h in rows
-    ]
-    return _table(["", *[s if s == "model" else f"baseline: {s}" for s in scorers]], cells)
-
-
-def _side_by_side(diffs: tuple[FieldDiff, ...], left: int, right: int) -> str:
-    """Rows of (name, this version, alias holder, delta); changed rows are marked."""
-    rows = [[d.name, d.right, d.left, f"{d.delta:+.4f}" if d.delta else ("" if not d.changed else "changed")]
-            for d in diffs]  # fmt: skip
-    return _table(["", f"v{right} (this)", f"v{left} (alias holder)", "difference"], rows)
-
-
-def _single(values: dict[str, Any], version: int) -> str:
-    return _table(["", f"v{version}"], [[k, v] for k, v in sorted(values.items())])
-
-
-def _images(plots: list[tuple[str, Path]]) -> str:
-    return "".join(
-        f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
-        "</figcaption></figure>"
-        for t, p in plots
-    )
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-td { max-width: 40em; overflow-wrap: anywhere; }
-figure { display: inline-block; margin: 0 1em 1em 0; }
-figcaption { font-size: 0.85em; color: #555; }
-.note { background: #fff6d5; border-left: 4px solid #e0b000; padding: 0.4em 0.8em; margin: 0.4em 0; }
-"""
+def render_page(page: VersionPage) -> str:
+    return environment().get_template(TEMPLATE).render(page=page)
 
 
 def write_report(
@@ -377,8 +408,8 @@ def write_report(
         holder = None
     evaluation = evaluation_of(record)
     outputs = read_outputs(artifact)
-    curves: list[tuple[str, Path]] = []
-    headline_html = ""
+    curves: list[Figure] = []
+    headline_rows: list[Headline] = []
     if outputs is None:
         notes.append(
             f"Curves are unavailable: version {record.version} was registered before shopscore stored "
@@ -393,62 +424,50 @@ def write_report(
     else:
         outputs = outputs.assign(target=targets(outputs, record))
         curves = PLOTS[evaluation.name](figures, outputs)
-        headline_html = _headline_table(headlines(evaluation, outputs, outputs["target"].to_numpy()))
+        headline_rows = headlines(evaluation, outputs, outputs["target"].to_numpy())
     history = record.lineage.get("history") or []
-    training: list[tuple[str, Path]] = []
+    training: list[Figure] = []
     if history:
         training, more = _training_plots(figures, history, evaluation, record.metrics.get("best_epoch"))
         notes += more
     else:
         notes.append("No training history was recorded for this version.")
 
-    lineage = {k: v for k, v in record.lineage.items() if k != "history"}
+    metrics: tuple[FieldDiff, ...] | dict[str, Any]
+    lineage: tuple[FieldDiff, ...] | dict[str, Any]
+    params: tuple[FieldDiff, ...] | dict[str, Any]
     if holder is not None:
         comparison = registry.compare(record.model, holder.version, record.version)
-        compared = f"v{record.version} against v{holder.version}, which holds alias {alias!r}"
-        metrics_html = _side_by_side(comparison.metrics, holder.version, record.version)
-        lineage_html = _side_by_side(
-            tuple(d for d in comparison.lineage if d.name != "history"), holder.version, record.version
-        )
-        params_html = _side_by_side(comparison.params, holder.version, record.version)
+        metrics, params = comparison.metrics, comparison.params
+        lineage = tuple(d for d in comparison.lineage if d.name != "history")
     else:
-        compared = f"v{record.version} alone"
-        metrics_html = _single(record.metrics, record.version)
-        lineage_html = _single(lineage, record.version)
-        params_html = _single(record.params, record.version)
-    title = f"{record.model} v{record.version}"
-    summary = [
-        ["head", f"{record.lineage.get('head')} ({evaluation.name if evaluation else 'unknown'} evaluation)"],
-        ["encoder", record.lineage.get("encoder")],
-        ["feature service", record.feature_service],
-        ["status", record.status],
-        ["aliases", ", ".join(record.aliases) or "-"],
-        ["created", f"{record.created_at.isoformat()} by {record.created_by or '-'}"],
-        ["artifact", f"{record.artifact_uri} (sha256 {record.sha256})"],
-    ]
-    page = "\n".join(
-        [
-            "<!doctype html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-            f"<h1>{html.escape(title)}</h1>",
-            _table(["", ""], summary),
-            *(f'<p class="note">{html.escape(n)}</p>' for n in notes),
-            "<h2>Headline metrics with 95% bootstrap intervals, against baselines</h2>",
-            headline_html or "<p>None computed (see the notes above).</p>",
-            f"<h2>Metrics ({html.escape(compared)})</h2>",
-            metrics_html,
-            "<h2>Evaluation curves (validation and held-out test rows)</h2>",
-            _images(curves) or "<p>None drawn (see the notes above).</p>",
-            "<h2>Training</h2>",
-            _images(training) or "<p>None drawn (see the notes above).</p>",
-            "<h2>Lineage</h2>",
-            lineage_html,
-            "<h2>Params</h2>",
-            params_html,
-            "</body></html>",
-        ]
+        metrics, params = record.metrics, record.params
+        lineage = {k: v for k, v in record.lineage.items() if k != "history"}
+    page = VersionPage(
+        model=record.model,
+        version=record.version,
+        alias=alias,
+        holder=holder.version if holder is not None else None,
+        summary=Summary(
+            head=record.lineage.get("head"),
+            evaluation=evaluation.name if evaluation else None,
+            encoder=record.lineage.get("encoder"),
+            feature_service=record.feature_service,
+            status=record.status,
+            aliases=record.aliases,
+            created_at=record.created_at,
+            created_by=record.created_by,
+            artifact_uri=record.artifact_uri,
+            sha256=record.sha256,
+        ),
+        notes=tuple(notes),
+        headlines=tuple(headline_rows),
+        metrics=metrics,
+        lineage=lineage,
+        params=params,
+        curves=tuple(curves),
+        training=tuple(training),
     )
     page_path = out / REPORT_FILE
-    page_path.write_text(page, encoding="utf-8")
+    page_path.write_text(render_page(page), encoding="utf-8")
     return Report(html=page_path, images=tuple(figures.written), notes=tuple(notes))

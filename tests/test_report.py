@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,27 @@ from registry.model_registry.store import ModelRegistry
 from registry.modeling.metrics import top_k_accuracy
 from registry.modeling.tasks import BINARY
 from registry.modeling.training import EVALUATION_FILE, TrainConfig
-from registry.report import binary_curves, headlines, read_outputs, top_k_curve, write_report
+from registry.report import binary_curves, environment, headlines, read_outputs, top_k_curve, write_report
 from registry.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class _Page(HTMLParser):
+    """What a browser would show: the page's text nodes (entities decoded) and the tags it would build."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +79,7 @@ def test_report_has_curves_training_and_the_alias_holder_side_by_side(shop, tmp_
     for name in names:
         assert (tmp_path / name).read_bytes().startswith(PNG)
         assert f'src="{name}"' in page
-    assert f"v{v2.version} against v{v1.version}, which holds alias &#x27;production&#x27;" in page
+    assert f"v{v2.version} against v{v1.version}, which holds alias 'production'" in page
     for version in (v1, v2):  # both versions' registered metrics are on the page
         assert (
             f"{version.metrics['test_roc_auc']:.4f}" in page
@@ -184,3 +202,55 @@ def test_report_accepts_an_alias_and_defaults_its_directory(shop, monkeypatch):
     assert result.exit_code == 0, result.output
     page = settings.home / "reports" / f"purchase-v{v1.version}" / "index.html"
     assert page.is_file() and f"wrote {page}" in result.output
+
+
+def test_strings_from_users_and_plugins_are_escaped_once(shop, tmp_path):
+    """Params, a plugin's head/encoder names and task, the creator: shown as text, never as markup, and not
+    escaped twice (the reader sees exactly the string that was registered)."""
+    _, registry, (v1, _) = shop
+    _, artifact = registry.fetch("purchase", v1.version)
+    head = "<script>alert('head')</script>"
+    description = '<script>alert("description")</script> & co'
+    lineage = {
+        **v1.lineage,
+        "head": head,
+        "encoder": {"name": "<img src=x onerror=alert(1)>"},
+        "task": {"evaluation": "<b>no such evaluation</b>"},
+    }
+    params = {**v1.params, "description": description, "tags": ["<i>new</i>", "plain"]}
+    hostile = registry.register_version(
+        "purchase", artifact, lineage=lineage, metrics=v1.metrics, params=params, created_by="<u>me</u>"
+    )
+    for alias in ("production", "staging"):  # beside the holder's values, and alone
+        report = write_report(registry, hostile, tmp_path / alias, alias=alias)
+        raw = report.html.read_text()
+        for markup in ("<script", "<img src=x", "<b>", "<i>", "<u>"):
+            assert markup not in raw
+        assert "&amp;lt;" not in raw  # escaped once, not twice
+        page = _Page(raw)
+        text = "".join(page.text)
+        assert f"{head} (unknown evaluation)" in text
+        assert any(f"Head {head!r} declares no evaluation" in n for n in report.notes)
+        assert f"Head {head!r} declares no evaluation" in text
+        assert description in page.text  # a cell of the params table, verbatim
+        assert "<i>new</i>, plain" in page.text
+        assert '{"name": "<img src=x onerror=alert(1)>"}' in page.text
+        assert "by <u>me</u>" in text
+        assert [tag for tag, _ in page.tags if tag in ("script", "b", "i", "u")] == []
+        assert [a["src"] for tag, a in page.tags if tag == "img"] == ["loss.png"]
+
+
+def test_the_base_layout_is_shared_by_other_pages():
+    """A page other than the report (a console's, say) extends the same layout: its stylesheet, its title
+    block, and autoescape whatever the template is called."""
+    page = (
+        environment()
+        .from_string(
+            '{% extends "report/base.html.j2" %}{% block title %}{{ name }}{% endblock %}'
+            "{% block content %}<p>{{ name }}</p>{% endblock %}"
+        )
+        .render(name="<script>x</script>")
+    )
+    assert "<title>&lt;script&gt;x&lt;/script&gt;</title>" in page
+    assert "<p>&lt;script&gt;x&lt;/script&gt;</p>" in page
+    assert ".note { background: #fff6d5;" in page and "<script>" not in page

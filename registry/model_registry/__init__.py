@@ -28,5 +28,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'registry.model_registry' has no attribute {name!r}")
+        raise AttributeError(f"module 'registry.db' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
