@@ -63,8 +63,8 @@ SEQUENCE_COLUMNS = (EVENT_TYPE_COLUMN, CATEGORY_COLUMN, PRICE_COLUMN, GAP_COLUMN
 AGE_ANCHORS = {"days_since_last_event": 86_400.0, "hours_since_last_event": 3_600.0}
 # The pair bias is its tables' values times this. Adam moves every weight by about the learning rate per step,
 # so at lr 1e-3 an unscaled bias needs thousands of steps to reach the few units that focus attention; scaled,
-# it gets there within the first epochs (bench/sequence_probe.py's shop, the planted pattern as the label:
-# validation PR-AUC 0.92 after 5 epochs, against 0.69 unscaled).
+# it gets there within the first epochs (bench/experiments/sequence_probe.py's shop, the planted pattern as
+# the label: validation PR-AUC 0.92 after 5 epochs, against 0.69 unscaled).
 BIAS_SCALE = 8.0
 # `fit` reads the training frame in chunks of this many rows, so memory stays bounded on large frames.
 FIT_CHUNK_ROWS = 65_536
@@ -344,8 +344,8 @@ class SequenceEncoder(Encoder):
         for (is the key the earlier, the same or the later event; log2 bucket of the seconds between them)
         plus one for (direction; same category or not). With it one layer finds "a search for this category
         minutes before this cart", which content and position alone left out of reach
-        (bench/sequence_probe.py). Keys that `keep` (B, 1 + T) leaves out, the padding, get -inf; the summary
-        token (row and column 0) no bias."""
+        (bench/experiments/sequence_probe.py). Keys that `keep` (B, 1 + T) leaves out, the padding, get -inf;
+        the summary token (row and column 0) no bias."""
         mask = batch["mask"]  # (B, T)
         B, T = mask.shape
         seconds = batch["before_newest"]  # (B, T)

@@ -1,6 +1,6 @@
 """Real shop data through the `shopscore` CLI only, as a newcomer types it, with the defaults they get.
 
-A slice of CDNOW (the customers with the lowest ids; bench/cli_cdnow.py runs the whole file the same way)
+A slice of CDNOW (the customers with the lowest ids; bench/perf/cli_cdnow.py runs the whole file the same way)
 goes import -> features build -> apply -> materialize -> train -> promote -> score -> report. Every user
 mistake along the way must end in one `Error: ...` line that names the fix.
 """

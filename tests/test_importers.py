@@ -6,7 +6,6 @@ import csv
 import hashlib
 import json
 import re
-import runpy
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from bench.perf.importer import generate as generate_rees46_file
 from registry.cli import main as shopscore
 from registry.events import importers
 from registry.events.importers import ImportFormatError, ImportSummary, import_events
@@ -713,9 +713,8 @@ def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
 def test_bench_generator_writes_a_rees46_file_with_known_bad_rows(tmp_path: Path) -> None:
     # The bench itself (10M rows, child process) is run by hand; here its generator must produce a file the
     # importer reads with exactly the quarantine count the bench expects.
-    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "bench" / "bench_import.py"))
     source = tmp_path / "synthetic.csv"
-    expected_bad = bench["generate"](source, 20_001, chunk=7_000, bad_every=5_000)
+    expected_bad = generate_rees46_file(source, 20_001, chunk=7_000, bad_every=5_000)
     summary = import_events(source, "rees46", tmp_path / "events", chunk_rows=6_000)
     assert (summary.read, summary.quarantined, expected_bad) == (20_001, 5, 5)
     assert summary.quarantine_reasons == {"negative_price": 4, "field_count": 1}

@@ -4,15 +4,15 @@ model, clear errors, the --json line. A small real run: a few hundred CDNOW cust
 from __future__ import annotations
 
 import json
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "bench" / "quality_cdnow.py"))
-DATA = BENCH["DATA"]
+from bench.common import CDNOW_DATA as DATA
+from bench.common import MIN_HISTORY_DAYS, ProtocolError, training_cutoffs
+from bench.quality.cdnow import main
+
 pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"CDNOW data not at {DATA}")
 DAY = pd.Timedelta(days=1)
 START, END = pd.Timestamp("1997-01-01", tz="UTC"), pd.Timestamp("1998-06-30", tz="UTC")
@@ -21,25 +21,24 @@ START, END = pd.Timestamp("1997-01-01", tz="UTC"), pd.Timestamp("1998-06-30", tz
 @pytest.mark.parametrize(("cutoff", "horizon", "every"), [("1997-09-30", 90, 14), ("1998-03-31", 30, 7)])
 def test_training_label_windows_end_by_the_test_cutoff(cutoff: str, horizon: int, every: int):
     test = pd.Timestamp(cutoff, tz="UTC")
-    cutoffs = BENCH["training_cutoffs"](START, END, test, horizon, every)
+    cutoffs = training_cutoffs(START, END, test, horizon, every)
     assert cutoffs == sorted(cutoffs) and len(cutoffs) > 3
     assert max(cutoffs) + horizon * DAY == test, "the newest training labels end exactly at T"
-    assert min(cutoffs) >= START + BENCH["MIN_HISTORY_DAYS"] * DAY
+    assert min(cutoffs) >= START + MIN_HISTORY_DAYS * DAY
     assert all((b - a) == every * DAY for a, b in zip(cutoffs, cutoffs[1:], strict=False))
 
 
 def test_bad_cutoffs_are_clear_errors():
-    error = BENCH["ProtocolError"]
-    with pytest.raises(error, match=r"past the data end 1998-06-30.*on or before 1998-04-01"):
-        BENCH["training_cutoffs"](START, END, pd.Timestamp("1998-05-01", tz="UTC"), 90, 14)
-    with pytest.raises(error, match=r"no training cutoff.*on or after 1997-04-29"):
-        BENCH["training_cutoffs"](START, END, pd.Timestamp("1997-03-01", tz="UTC"), 90, 14)
-    with pytest.raises(error, match="at least 1 day"):
-        BENCH["training_cutoffs"](START, END, pd.Timestamp("1997-09-30", tz="UTC"), 0, 14)
+    with pytest.raises(ProtocolError, match=r"past the data end 1998-06-30.*on or before 1998-04-01"):
+        training_cutoffs(START, END, pd.Timestamp("1998-05-01", tz="UTC"), 90, 14)
+    with pytest.raises(ProtocolError, match=r"no training cutoff.*on or after 1997-04-29"):
+        training_cutoffs(START, END, pd.Timestamp("1997-03-01", tz="UTC"), 90, 14)
+    with pytest.raises(ProtocolError, match="at least 1 day"):
+        training_cutoffs(START, END, pd.Timestamp("1997-09-30", tz="UTC"), 0, 14)
 
 
 def test_bad_cutoff_on_the_command_line_exits_2_before_any_work(tmp_path, capsys):
-    assert BENCH["main"](["--cutoff", "1998-06-01", "--work", str(tmp_path / "w")]) == 2
+    assert main(["--cutoff", "1998-06-01", "--work", str(tmp_path / "w")]) == 2
     assert "past the data end" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
 
@@ -50,7 +49,7 @@ def test_peers_see_the_rows_and_labels_shopscore_scores(tmp_path, capsys):
     work = tmp_path / "work"
     args = ["--cutoff", "1997-06-30", "--horizon", "30", "--families", "mlp", "--customers", "400"]
     args += ["--epochs", "2", "--train-every", "30", "--resamples", "5", "--work", str(work), "--json"]
-    assert BENCH["main"](args) == 0
+    assert main(args) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     summary = json.loads(last)
     assert summary["shopscore"]["best"] == "mlp"

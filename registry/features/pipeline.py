@@ -37,12 +37,12 @@ streams them in blocks of users as well.
 Why numpy and not polars or DuckDB: the grid + difference-array formulation is already a few linear
 passes; polars has no exact distinct count over a sliding window (the same previous-sighting trick has to
 be written with its joins); and any engine pays the same cost to read the Python strings of a pandas
-frame. Measured on the same events (bench/bench_features_polars.py), polars 2.1 computing only 20 of the
+frame. Measured on the same events (bench/perf/features_polars.py), polars 2.1 computing only 20 of the
 39 columns (per-type window counts and distinct items, with its parallel group-bys, joins and rolling
 sums) took 1.3-2.9x the wall time and 1.7-2.5x the CPU of this engine computing all of them, at 1M and
 10M events; so no dependency was added. DuckDB was not tried.
 
-Measured (bench/bench_features.py, build + write from events in memory, 2-core box at load average ~1):
+Measured (bench/perf/features.py, build + write from events in memory, 2-core box at load average ~1):
 one thread builds 1.95M events/s at 1M events and 1.61M at 10M, 2.7x and 3.5x the previous whole-frame
 engine in the same run; per CPU-second 1.4M and 1.2M events, so the cost is close to linear. Peak RSS at
 10M: 3.2 GB, of which 2.2 GB is the events frame (previously 6.3 GB). Two threads did not beat one on this
@@ -85,7 +85,7 @@ CATEGORY_BUCKETS = 2**20
 PRICE_BUCKETS = 16
 NO_PREVIOUS_EVENT = -1  # seconds_since_prev of a user's very first event
 # Events per block of users: a block's arrays (tens of MB) stay near the CPU caches, and numpy's per-call
-# overhead is still small next to the work; see bench/bench_features.py.
+# overhead is still small next to the work; see bench/perf/features.py.
 BLOCK_EVENTS = 1 << 16
 # The sequence and real-time builders work on pandas frames, whose per-call overhead wants larger blocks.
 FRAME_BLOCK_EVENTS = 1 << 20

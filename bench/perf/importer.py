@@ -1,7 +1,7 @@
 """Import benchmark: generate a REES46-format CSV (default 10 million rows) and import it.
 
-    .venv/bin/python bench/bench_import.py                 # 10M rows, a few minutes
-    .venv/bin/python bench/bench_import.py --rows 200000   # quick
+    .venv/bin/python -m bench.perf.importer                 # 10M rows, a few minutes
+    .venv/bin/python -m bench.perf.importer --rows 200000   # quick
 
 The file is generated with numpy + pyarrow in chunks (bounded memory) in a temporary directory, with one
 row in RATE_BAD carrying a negative price and a truncated last line, so the quarantine path runs at scale

@@ -1,7 +1,10 @@
-"""With the order effect off, the sequence encoder still adds ROC-AUC to the mlp: what does it see?
+"""Order off, what does the sequence encoder see? Recent events' detail: docs/results/encoders_synthetic.md.
 
-    .venv/bin/python bench/sequence_gain_sources.py --variant no_order                 # 12,000 users
-    .venv/bin/python bench/sequence_gain_sources.py --users 48000 --variant no_order \\
+With the order effect off, the sequence encoder still adds ROC-AUC to the mlp: what does it see? The recent
+events' detail, which the windows sum away (the page's "What the order-free ROC-AUC gain is").
+
+    .venv/bin/python -m bench.experiments.sequence_gain_sources --variant no_order     # 12,000 users
+    .venv/bin/python -m bench.experiments.sequence_gain_sources --users 48000 --variant no_order \\
         --against bench/.work/quality_synthetic/no_order     # beside that run's mlp and mlp+sequence
 
 The mlp reads `purchase_v1`: counts over 1 hour / 1 / 7 / 30 days, recency, ratios. The sequence encoder
@@ -17,11 +20,11 @@ events predicts nothing, this benchmark asks how much of that a model gets from 
   newest), the sequence encoder's window laid out flat.
 
 Each group is added to the `purchase_v1` values, as Feast serves them at each cutoff, and a LightGBM model is
-fitted with and without it. The protocol is quality_synthetic's: the same generated shop (`--variant`,
+fitted with and without it. The protocol is bench.quality.synthetic's: the same generated shop (`--variant`,
 `--users`, `--seed`), weekly training cutoffs on the training users, and the held-out users at the test
 cutoff (`Splits.default_for`). Each gain comes with a paired 95% bootstrap interval over the test users.
 
-With `--against DIR` (a bench/quality_synthetic.py workspace of the same shop), the latest `mlp` and
+With `--against DIR` (a bench.quality.synthetic workspace of the same shop), the latest `mlp` and
 `mlp_sequence` versions' stored test outputs join the table, on the same rows, checked label for label.
 
 Prints a markdown table, then (with --json) one JSON line last. Seeded and deterministic for a given
@@ -32,23 +35,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.quality_cdnow import purchase_labels  # noqa: E402
-from bench.quality_synthetic import METRICS, VARIANTS, interval, workspace_settings  # noqa: E402
-from registry.events.generate import generate_events  # noqa: E402
-from registry.features.pipeline import build_user_features, feature_columns  # noqa: E402
-from registry.features.training_set import entity_rows  # noqa: E402
-from registry.model_registry.store import ModelRegistry  # noqa: E402
-from registry.modeling.metrics import bootstrap_samples  # noqa: E402
-from registry.modeling.training import EVALUATION_FILE, Splits, held_out  # noqa: E402
+from bench.common import VARIANTS, interval, purchase_labels, workspace_settings
+from registry.events.generate import generate_events
+from registry.features.pipeline import build_user_features, feature_columns
+from registry.features.training_set import entity_rows
+from registry.model_registry.store import ModelRegistry
+from registry.modeling.metrics import RANKING_METRICS as METRICS
+from registry.modeling.metrics import bootstrap_samples
+from registry.modeling.training import EVALUATION_FILE, Splits, held_out
 
 NS_PER_HOUR = 3_600 * 10**9
 DAYS_BACK = 7  # the `days` group: one count per day over the last week
@@ -214,7 +214,7 @@ def stored_test_outputs(home: Path, test: pd.DataFrame) -> dict[str, np.ndarray]
 
 
 def protocol_rows(events: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """quality_synthetic's rows (jobs.train's default splits): the training users at the weekly training
+    """bench.quality.synthetic's rows (jobs.train's default splits): the training users at the weekly training
     cutoffs, the held-out users at the test cutoff; with labels, and which rows train."""
     splits = Splits.default_for(events["event_time"].min(), events["event_time"].max(), horizon)
     rows = purchase_labels(events, entity_rows(events, [*splits.train_cutoffs, splits.test_cutoff]), horizon)
@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=7)
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1, help="LightGBM threads (same threads, same scores)")
-    parser.add_argument("--against", type=Path, help="a bench/quality_synthetic.py workspace of this shop")
+    parser.add_argument("--against", type=Path, help="a bench.quality.synthetic workspace of this shop")
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
     args = parser.parse_args()
     started = time.perf_counter()

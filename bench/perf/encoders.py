@@ -1,8 +1,8 @@
 """Encoder throughput benchmark: train each encoder (mlp, sequence, tiny text) with the purchase head for a
 fixed number of steps on a generated feature frame and print a markdown table.
 
-    .venv/bin/python bench/bench_encoders.py                         # 30 steps of 256 rows each
-    .venv/bin/python bench/bench_encoders.py --steps 10 --threads 1  # quick, on a loaded machine
+    .venv/bin/python -m bench.perf.encoders                         # 30 steps of 256 rows each
+    .venv/bin/python -m bench.perf.encoders --steps 10 --threads 1  # quick, on a loaded machine
 
 The frame has the aggregate columns of `user_activity` (random counts) and the `user_sequence` columns
 at full length (50 events, 5 queries), so the sequence and text encoders see production-sized inputs.

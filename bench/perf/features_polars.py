@@ -1,13 +1,13 @@
 """Polars as the aggregate engine, measured against the numpy engine on the same events; prints a table.
 
     .venv/bin/pip install polars==2.1.0   # not a dependency: it lost this comparison
-    .venv/bin/python bench/bench_features_polars.py --sizes 1e6 1e7
+    .venv/bin/python -m bench.perf.features_polars --sizes 1e6 1e7
 
 Polars computes a SUBSET of `user_activity` here: the (user, day) grid, the per-type counts over 1, 7 and
 30 days and the exact distinct items over 7 and 30 days (the previous-sighting difference array written
 with polars joins, as polars has no exact distinct count over a sliding window). The numpy engine
 computes every column. The subset's values are checked equal to the numpy engine's before timing.
-Events come from bench_features.py's cache.
+Events come from bench.perf.features' cache (bench.common.events_for).
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from bench_features import events_for
 
+from bench.common import EVENTS_CACHE, events_for
 from registry.events.schema import EVENT_TYPES
 from registry.features.pipeline import ACTIVE_TAIL_DAYS, iter_user_features
 
 try:
     import polars as pl
-except ImportError:  # not a dependency of shopscore: it lost this comparison
-    raise SystemExit("this comparison needs polars: .venv/bin/pip install polars==2.1.0") from None
+except ImportError:  # not a dependency of shopscore: it lost this comparison (main says so, after --help)
+    pl = None
 
 DAY_NS = 86_400 * 10**9
 COUNTS = [f"{t}_count_{w}d" for w in (1, 7, 30) for t in EVENT_TYPES]
@@ -103,8 +103,10 @@ def timed(build, events: pd.DataFrame) -> tuple[object, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6])
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/shopscore-bench"))
+    parser.add_argument("--cache", type=Path, default=EVENTS_CACHE)
     args = parser.parse_args()
+    if pl is None:
+        raise SystemExit("this comparison needs polars: .venv/bin/pip install polars==2.1.0")
     print(f"polars {pl.__version__}, {pl.thread_pool_size()} threads\n")
     print("| events | engine | columns | seconds | CPU s | load avg |")
     print("| ---: | --- | ---: | ---: | ---: | ---: |")

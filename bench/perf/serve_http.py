@@ -1,7 +1,7 @@
 """HTTP throughput and latency at fixed concurrency: `shopscore serve` against Feast's own feature server
 (`feast serve`) for the same FeatureService and workspace, both on loopback, measured in one run.
 
-    .venv/bin/python bench/bench_http.py [--profile redis] [--concurrency 16] [--seconds 10]
+    .venv/bin/python -m bench.perf.serve_http [--profile redis] [--concurrency 16] [--seconds 10]
 
 Both servers run as subprocesses with one worker each. The load generator is `wrk` when installed
 (`apt-get install wrk`: C, so the generator costs little CPU next to the servers), else an asyncio/httpx
@@ -29,10 +29,8 @@ import httpx
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._shop import settings_env, shop  # noqa: E402
-from registry.features.feast_store import repo_config  # noqa: E402
+from bench.common import settings_env, shop
+from registry.features.feast_store import repo_config
 
 HOST = "127.0.0.1"  # loopback only
 BIN = Path(sys.executable).parent

@@ -23,9 +23,10 @@ Peers, scored on exactly the rows and labels shopscore's test frame holds (check
 
 Metrics are registry/modeling/metrics.py's `binary_metrics`, each with a 95% percentile bootstrap interval over
 customers (the same seeded resamples for every model), plus paired intervals of the best shopscore model
-minus each peer on ROC-AUC and PR-AUC.
+minus each peer on ROC-AUC and PR-AUC. The protocol's and the peers' pieces are in bench.common, shared with
+bench.experiments.cdnow_ceiling, which scores the same rows.
 
-    .venv/bin/python bench/quality_cdnow.py --cutoff 1997-09-30 --horizon 90 [--json] [--seed 0]
+    .venv/bin/python -m bench.quality.cdnow --cutoff 1997-09-30 --horizon 90 [--json] [--seed 0]
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,26 +44,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plugins.purchase import PurchaseHead
+from bench.common import (
+    CDNOW_DATA,
+    CDNOW_METRICS,
+    WORK_ROOT,
+    ProtocolError,
+    bgnbd,
+    bootstrap,
+    purchase_label,
+    purchase_labels,
+    read_raw,
+    rfm_features,
+    scored_rows,
+    training_cutoffs,
+)
 from registry import flow as jobs
 from registry.events.importers import import_events
 from registry.events.schema import read_events
 from registry.features import feast_store, pipeline
-from registry.features.training_set import LabelSpec, as_utc, build_training_set, compute_labels, entity_rows
+from registry.features.training_set import as_utc, build_training_set, entity_rows
 from registry.model_registry.store import ModelRegistry
-from registry.modeling.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
 from registry.modeling.shop_model import ShopModel
 from registry.modeling.training import Splits, TrainConfig
 from registry.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
-WORK = Path(__file__).resolve().parent / ".work" / "cdnow"
-DAY = pd.Timedelta(days=1)
-MIN_HISTORY_DAYS = 28  # a training cutoff needs this much history after the data start
-WINDOWS_DAYS = (30, 90, 180, 365)
+WORK = WORK_ROOT / "cdnow"
 MARKER = ".quality_cdnow"  # marks a workspace this benchmark may wipe and rebuild
-METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10")
 
 
 @dataclass(frozen=True)
@@ -85,48 +91,7 @@ FAMILIES = {
 }
 
 
-class ProtocolError(ValueError):
-    """A cutoff or horizon the data cannot support."""
-
-
-# ---- protocol ------------------------------------------------------------------------------------------
-def training_cutoffs(
-    first_day: pd.Timestamp, last_day: pd.Timestamp, cutoff: pd.Timestamp, horizon: int, every: int
-) -> list[pd.Timestamp]:
-    """Training cutoffs T - H, T - H - every, ... back to the data start + MIN_HISTORY_DAYS, oldest first.
-
-    Raises ProtocolError, naming the fix, when the horizon is not positive, the test window runs past the
-    data end or no training cutoff fits before T.
-    """
-    if horizon < 1 or every < 1:
-        raise ProtocolError(f"--horizon ({horizon}) and --train-every ({every}) must be at least 1 day")
-    if cutoff + horizon * DAY > last_day:
-        raise ProtocolError(
-            f"cutoff {cutoff.date()} + horizon {horizon}d = {(cutoff + horizon * DAY).date()} is past the data "
-            f"end {last_day.date()}: labels would be missing. Choose a cutoff on or before "
-            f"{(last_day - horizon * DAY).date()} or a shorter horizon"
-        )
-    earliest = first_day + MIN_HISTORY_DAYS * DAY
-    latest = cutoff - horizon * DAY
-    if latest < earliest:
-        raise ProtocolError(
-            f"cutoff {cutoff.date()} leaves no training cutoff: one needs {MIN_HISTORY_DAYS} days of history "
-            f"after the data start {first_day.date()} and a label window ending by the cutoff. Choose a "
-            f"cutoff on or after {(earliest + horizon * DAY).date()} or a shorter horizon"
-        )
-    count = (latest - earliest).days // every + 1
-    return sorted(latest - i * every * DAY for i in range(count))
-
-
 # ---- data ----------------------------------------------------------------------------------------------
-def read_raw(data: Path, customers: int | None) -> pd.DataFrame:
-    """The raw CDNOW rows as text, optionally only the customers with id <= `customers` (quick runs)."""
-    if not data.is_file():
-        raise FileNotFoundError(f"CDNOW data {data} not found; pass --data PATH to CDNOW_master.txt")
-    raw = pd.read_csv(data, sep=r"\s+", dtype=str)
-    return raw if customers is None else raw[raw["customer_id"].astype("int64") <= customers]
-
-
 def prepare(settings: Settings, source: Path) -> pd.DataFrame:
     """Import `source` with the `cdnow` importer, build every view, apply Feast and create the model registry."""
     summary = import_events(source, "cdnow", settings.events_dir)
@@ -137,21 +102,6 @@ def prepare(settings: Settings, source: Path) -> pd.DataFrame:
     feast_store.apply(settings)
     ModelRegistry.open(settings=settings, upgrade=True).close()  # the registry the models go to
     return events
-
-
-# The purchase head's own label, as jobs.train computes it for that head.
-PURCHASE_LABEL = LabelSpec(PurchaseHead.label, PurchaseHead.compute_label)
-
-
-def purchase_labels(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """`rows` (user_id, event_timestamp) with the purchase head's label column, label_purchase."""
-    return rows.assign(label_purchase=compute_labels(events, rows, horizon, PURCHASE_LABEL).to_numpy())
-
-
-def scored_rows(events: pd.DataFrame, cutoff: pd.Timestamp, horizon: int) -> pd.DataFrame:
-    """Every customer with history before the cutoff, with the label (the rows every model is scored on)."""
-    rows = entity_rows(events, [cutoff])
-    return purchase_labels(events, rows, horizon)[["user_id", "event_timestamp", "label_purchase"]]
 
 
 # ---- shopscore -----------------------------------------------------------------------------------------
@@ -193,7 +143,7 @@ def score_family(
         service_name=record.feature_service,
         cutoffs=[cutoff],
         horizon_days=horizon,
-        label=PURCHASE_LABEL,
+        label=purchase_label(),
     )
     same = frame[["user_id", "label_purchase"]].to_numpy()
     if not np.array_equal(same, rows[["user_id", "label_purchase"]].to_numpy()):
@@ -202,57 +152,6 @@ def score_family(
 
 
 # ---- peers ---------------------------------------------------------------------------------------------
-def rfm_features(events: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """Recency, frequency, age, monetary value and windowed counts/spend per (user_id, event_timestamp) row,
-    from the purchases at or before the row's cutoff (the lifetime view's convention)."""
-    buys = events.loc[events["event_type"] == "purchase", ["user_id", "event_time", "price", "quantity"]]
-    buys = buys.assign(value=buys["price"].fillna(0.0) * buys["quantity"].fillna(1).astype("float64"))
-    out = []
-    for cutoff, group in rows.groupby("event_timestamp", sort=True):
-        seen = buys[buys["event_time"] <= cutoff]
-        days = (cutoff - seen["event_time"]) / DAY
-        by_user = seen.assign(age=days, day=seen["event_time"].dt.floor("D")).groupby("user_id")
-        f = pd.DataFrame(
-            {
-                "recency_days": by_user["age"].min(),
-                "age_days": by_user["age"].max(),
-                "frequency": by_user["day"].nunique() - 1,
-                "purchases": by_user.size(),
-                "spend": by_user["value"].sum(),
-            }
-        )
-        f["monetary"] = f["spend"] / f["purchases"]
-        for window in WINDOWS_DAYS:
-            inside = seen[days < window].groupby("user_id")
-            f[f"purchases_{window}d"] = inside.size()
-            f[f"spend_{window}d"] = inside["value"].sum()
-        f = f.reindex(group["user_id"].to_numpy())
-        out.append(f.fillna({c: 0.0 for c in f.columns if c.startswith(("purchases", "spend"))}))
-    frame = pd.concat(out, ignore_index=True)
-    keys = rows.sort_values("event_timestamp", kind="stable")[["user_id", "event_timestamp"]]
-    frame.index = pd.MultiIndex.from_frame(keys)
-    return frame.loc[pd.MultiIndex.from_frame(rows[["user_id", "event_timestamp"]])].reset_index(drop=True)
-
-
-def bgnbd(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
-    """BG/NBD fitted on these customers (x repeat purchases, the last at t_x, observed for `age` days):
-    P(alive), E[purchases in the next `horizon` days] and P(at least one purchase in them)."""
-    from lifetimes import BetaGeoFitter
-
-    fitter = BetaGeoFitter(penalizer_coef=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lifetimes' autograd and pandas deprecation chatter
-        fitter.fit(x, t_x, age)
-        alive = np.asarray(fitter.conditional_probability_alive(x, t_x, age), dtype="float64")
-        expected = np.asarray(
-            fitter.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, age), dtype="float64"
-        )
-    # Alive, no purchase in H has probability ((alpha + age) / (alpha + age + H)) ** (r + x) (Fader et al.)
-    r, alpha = fitter.params_["r"], fitter.params_["alpha"]
-    quiet = ((alpha + age) / (alpha + age + horizon)) ** (r + x)
-    return {"alive": alive, "expected": expected, "p_purchase": alive * (1.0 - quiet)}
-
-
 def bgnbd_scores(events: pd.DataFrame, rows: pd.DataFrame, horizon: int) -> np.ndarray:
     """P(at least one purchase in (T, T + H]) under BG/NBD fitted on every row's history up to T."""
     f = rfm_features(events, rows)
@@ -285,42 +184,13 @@ def peer_scores(
     }
 
 
-# ---- metrics -------------------------------------------------------------------------------------------
-def bootstrap(
-    y: np.ndarray, scores: dict[str, np.ndarray], best: str, resamples: int, seed: int
-) -> dict[str, dict[str, float | list[float]]]:
-    """Point metrics and 95% percentile intervals over customers; the same resamples for every model, and
-    paired intervals of `best` minus each other model on ROC-AUC and PR-AUC."""
-    samples = bootstrap_samples(
-        y, scores, {m: BINARY_METRICS[m] for m in METRICS}, n_boot=resamples, seed=seed
-    )
-    points = {name: binary_metrics(y, p) for name, p in scores.items()}
-    out: dict[str, dict[str, float | list[float]]] = {}
-    for name, point in points.items():
-        entry: dict[str, float | list[float]] = {"base_rate": point["base_rate"], "n": point["n"]}
-        for m in METRICS:
-            entry[m] = point[m]
-            entry[f"{m}_ci"] = _interval(samples[name][m])
-        if name != best:
-            for m in ("roc_auc", "pr_auc"):
-                entry[f"{m}_best_minus_this"] = points[best][m] - point[m]
-                entry[f"{m}_best_minus_this_ci"] = _interval(np.subtract(samples[best][m], samples[name][m]))
-        out[name] = entry
-    return out
-
-
-def _interval(values: Sequence[float]) -> list[float]:
-    lo, hi = np.nanpercentile(np.asarray(values, dtype="float64"), [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
 def markdown(results: dict[str, dict], shopscore: list[str], best: str) -> str:
     header = "| model | ROC-AUC | PR-AUC | log loss | Brier | ECE | lift@10% |"
     lines = [header, "|" + " --- |" * 7]
     for name, r in results.items():
         label = f"shopscore {name}" + (" (best on validation)" if name == best else "")
         label = label if name in shopscore else name
-        cells = [f"{r[m]:.3f} [{r[f'{m}_ci'][0]:.3f}, {r[f'{m}_ci'][1]:.3f}]" for m in METRICS]
+        cells = [f"{r[m]:.3f} [{r[f'{m}_ci'][0]:.3f}, {r[f'{m}_ci'][1]:.3f}]" for m in CDNOW_METRICS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -335,7 +205,7 @@ def run(
     train_every: int = 14,
     epochs: int = 40,
     resamples: int = 200,
-    data: Path = DATA,
+    data: Path = CDNOW_DATA,
     work: Path = WORK,
     customers: int | None = None,
 ) -> dict:
@@ -425,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--customers", type=int, default=None, help="only customers with id <= N (quick runs)"
     )
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=CDNOW_DATA)
     parser.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args(argv)
     try:

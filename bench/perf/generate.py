@@ -1,7 +1,7 @@
 """Benchmark the synthetic event generator at ~1M and ~10M events.
 
 Each size runs in its own child process so that its peak RSS (resource.getrusage) is its own. Prints a
-markdown table. Run: `.venv/bin/python bench/bench_generate.py` (add `--sizes 1m` for the small one only).
+markdown table. Run: `.venv/bin/python -m bench.perf.generate` (add `--sizes 1m` for the small one only).
 The machine's 1-minute load average is printed too: on shared cores wall time depends on the neighbours,
 CPU time much less so.
 """
@@ -35,7 +35,7 @@ def run_one(users: int, days: int) -> dict[str, float]:
 
 def run_in_child(users: int, days: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(users), str(days)],
+        [sys.executable, "-m", __spec__.name, "--child", str(users), str(days)],
         check=True,
         capture_output=True,
         text=True,

@@ -1,7 +1,7 @@
 """Where do the sequence and text encoders beat the MLP on the synthetic shop, by how much, and why?
 
-    .venv/bin/python bench/quality_synthetic.py --json           # docs/results/encoders_synthetic.md's table (20 min on 2 cores, one torch thread)
-    .venv/bin/python bench/quality_synthetic.py --users 3000 --epochs 4 --variants full   # quick look
+    .venv/bin/python -m bench.quality.synthetic --json           # docs/results/encoders_synthetic.md's table (20 min on 2 cores, one torch thread)
+    .venv/bin/python -m bench.quality.synthetic --users 3000 --epochs 4 --variants full   # quick look
 
 The generator (registry/events/generate.py) plants two signals the MLP's windowed counts cannot see: the
 order of a search and a cart (search->cart triggers a purchase a few days later) and the wording of
@@ -24,9 +24,10 @@ users at the test cutoff, the rows its registered metrics were computed from). R
 95% bootstrap intervals over those users, and the gain over the MLP with a paired interval (the same
 resampled users for both models).
 
-bench/sequence_probe.py asks, on the same `full` shop, whether the sequence encoder can see the order at
-all (the planted pattern as its label); bench/sequence_gain_sources.py, what it gains on the `no_order` shop,
-where the order predicts nothing.
+bench.experiments.sequence_probe asks, on the same `full` shop, whether the sequence encoder can see the order
+at all (the planted pattern as its label); bench.experiments.sequence_gain_sources, what it gains on the
+`no_order` shop, where the order predicts nothing. The shops, variants and workspaces they share are in
+bench.common.
 
 Prints a markdown table, then (with --json) one JSON line last. Seeded and deterministic on the CPU (torch
 uses one thread unless --threads says otherwise); the runtime and load average are printed with the table.
@@ -37,16 +38,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from bench.common import (
+    SEQUENCE,
+    VARIANTS,
+    WORK_ROOT,
+    Variant,
+    add_shop_arguments,
+    interval,
+    segments,
+    workspace,
+)
 from registry import flow as jobs
 from registry.events.schema import read_events
 from registry.model_registry.store import ModelRegistry
@@ -54,38 +61,14 @@ from registry.modeling.metrics import RANKING_METRICS, bootstrap_samples
 from registry.modeling.training import EVALUATION_FILE, TrainConfig
 from registry.settings import Settings
 
-WORK = Path(__file__).resolve().parent / ".work" / "quality_synthetic"
+WORK = WORK_ROOT / "quality_synthetic"
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    order_effect: bool
-    query_signal: bool
-    encoders: tuple[str, ...]
-
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("full", True, True, ("mlp", "mlp+sequence", "mlp+text")),
-        Variant("no_order", False, True, ("mlp", "mlp+sequence")),
-        Variant("no_query", True, False, ("mlp", "mlp+text")),
-        Variant("neither", False, False, ("mlp", "mlp+sequence", "mlp+text")),
-    )
-}
 # name -> (encoders, feature service, options per encoder). The sequence and text encoders read only the
 # last events (and queries), not the 30-day aggregates, so each is measured as what it adds to the mlp:
 # concatenated with it, on the service that serves both (the mlp takes the scalar fields).
-# The small configs train in a few minutes per model on one CPU thread (12,000 users: ~37,000 rows).
-SEQUENCE = {
-    "max_len": 30,
-    "d_model": 64,
-    "n_heads": 4,
-    "n_layers": 1,
-    "dropout": 0.1,
-    "category_buckets": 256,
-}
+# The small configs (SEQUENCE in bench.common) train in a few minutes per model on one CPU thread (12,000
+# users: ~37,000 rows).
 TEXT = {"max_events": 10, "max_tokens": 64, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "dropout": 0.1}  # fmt: skip
 ENCODERS = {
@@ -94,37 +77,6 @@ ENCODERS = {
     "mlp+text": (["mlp", "text"], "purchase_seq_v1", {"text": TEXT}),
 }
 METRICS = RANKING_METRICS
-
-
-def workspace_settings(home: Path) -> Settings:
-    """The settings of a benchmark workspace: its own SQLite registry and artifacts, the CPU."""
-    return Settings.from_env(home=home).with_(
-        database_url=f"sqlite:///{home / 'registry.db'}",
-        feast_profile="",
-        artifacts_root=str(home / "artifacts"),
-        device="cpu",
-    )
-
-
-def workspace(variant: Variant, args: argparse.Namespace, root: Path = WORK) -> Settings:
-    """A fresh workspace for the variant's shop under `root`; each benchmark passes its own root, so two of
-    them running at once never re-create each other's files."""
-    home = root / variant.name
-    shutil.rmtree(home, ignore_errors=True)  # every run starts from the seed, never from a previous run
-    settings = workspace_settings(home)
-    jobs.generate(
-        settings,
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        start="2024-01-01",
-        order_effect=variant.order_effect,
-        query_signal=variant.query_signal,
-    )
-    jobs.build_features(settings)
-    jobs.apply_features(settings)
-    ModelRegistry.open(settings=settings, upgrade=True).close()
-    return settings
 
 
 def stored_outputs(settings: Settings, encoder: str, args: argparse.Namespace) -> tuple[pd.DataFrame, float]:
@@ -161,40 +113,9 @@ def stored_outputs(settings: Settings, encoder: str, args: argparse.Namespace) -
     return outputs, seconds
 
 
-def segments(events: pd.DataFrame, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Which rows hold each planted signal in the 2 days before their cutoff: a search->cart of one category
-    within 10 minutes in one session (`search_then_cart`), a 'buy ...' / '... price' query (`buying_query`)."""
-    window = pd.Timedelta(days=2)
-    carts = events.loc[events["event_type"] == "cart", ["user_id", "session_id", "category", "event_time"]]
-    searches = events.loc[events["event_type"] == "search", ["session_id", "category", "event_time", "query"]]
-    pairs = carts.merge(searches, on=["session_id", "category"], suffixes=("", "_search"))
-    lag = pairs["event_time"] - pairs["event_time_search"]
-    pattern = pairs.loc[
-        (lag > pd.Timedelta(0)) & (lag <= pd.Timedelta(minutes=10)), ["user_id", "event_time"]
-    ]
-    query = searches["query"].fillna("")
-    buying = events.loc[searches.index[query.str.startswith("buy ") | query.str.endswith(" price")]]
-
-    def had(found: pd.DataFrame) -> np.ndarray:
-        joined = (
-            rows[["user_id", "cutoff"]].reset_index().merge(found[["user_id", "event_time"]], on="user_id")
-        )
-        recent = (joined["event_time"] <= joined["cutoff"]) & (
-            joined["event_time"] > joined["cutoff"] - window
-        )
-        return rows.index.isin(joined.loc[recent, "index"])
-
-    return {"search_then_cart": had(pattern), "buying_query": had(buying)}
-
-
-def interval(samples: np.ndarray) -> list[float]:
-    low, high = np.nanpercentile(samples, [2.5, 97.5])
-    return [round(float(low), 4), round(float(high), 4)]
-
-
 def run_variant(variant: Variant, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
-    settings = workspace(variant, args)
+    settings = workspace(variant, args, root=WORK)
     outputs, train_seconds = {}, {}
     chosen = {"mlp", *args.encoders.split(",")}  # the mlp is every gain's reference
     for encoder in (e for e in variant.encoders if e in chosen):
@@ -275,18 +196,6 @@ def segment_table(results: dict[str, dict]) -> str:
             bought = "-" if row["buy_rate"] is None else f"{row['buy_rate']:.3f}"
             lines.append(f"| {name} | {segment.replace('_', ' ')} | {row['rows']:,} | {bought} | {cells} |")
     return "\n".join(lines)
-
-
-def add_shop_arguments(parser: argparse.ArgumentParser) -> None:
-    """The shop and training options; bench/sequence_probe.py takes the same ones, so it probes this shop."""
-    parser.add_argument("--users", type=int, default=12_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--horizon", type=int, default=7, help="label: purchase within this many days")
-    parser.add_argument("--epochs", type=int, default=12, help="at most; early stopping on validation loss")
-    parser.add_argument("--patience", type=int, default=4, help="epochs without a better validation loss")
-    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate, every model")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def main() -> None:

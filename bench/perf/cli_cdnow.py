@@ -4,7 +4,7 @@ Each step runs as its own `shopscore` process in a fresh workspace (bench/.work/
 README's "Your own shop's data" section types it; the held-out ROC-AUC is recomputed from the evaluation
 outputs stored with the registered version. tests/test_cli_real_data.py runs the same flow on a slice.
 
-    .venv/bin/python bench/cli_cdnow.py [--data ../shared/data/cdnow/CDNOW_master.txt]
+    .venv/bin/python -m bench.perf.cli_cdnow [--data ../shared/data/cdnow/CDNOW_master.txt]
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from bench.common import CDNOW_DATA, WORK_ROOT
 from registry.model_registry.store import ModelRegistry
 from registry.modeling.training import EVALUATION_FILE
 from registry.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "cdnow" / "CDNOW_master.txt"
-WORK = Path(__file__).resolve().parent / ".work" / "cli_cdnow"
+WORK = WORK_ROOT / "cli_cdnow"
 SHOPSCORE = str(Path(sys.executable).with_name("shopscore"))
 TOKEN = "bench-token"
 
@@ -49,7 +48,7 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=CDNOW_DATA)
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)

@@ -1,13 +1,13 @@
 """In-process score() against a bare Feast get_online_features for the same FeatureService and users, and
 score_many throughput with the bulk online read against Feast's public read path.
 
-    .venv/bin/python bench/bench_score.py [--profile redis] [--n 3000]
+    .venv/bin/python -m bench.perf.score [--profile redis] [--n 3000]
 
 Prints markdown tables: single-user latency of score() and of the bare lookup side by side (interleaved, so
 both see the same machine load) with the overhead ratio, then users/s at batch 1, 100 and 1000 for the bare lookup and for
 score_many reading through Feast's public API (`Scorer(bulk_reads=False)`, the old path) and through
 registry.features.bulk_online (the default). The process is set up as `shopscore serve` sets up a worker:
-one torch thread, heap frozen after warm-up (registry.scoring.freeze_heap). Not a test: numbers depend on
+one torch thread, heap frozen after warm-up (registry.serving.process.freeze_heap). Not a test: numbers depend on
 the machine; the load average is printed beside them.
 """
 
@@ -18,18 +18,15 @@ import gc
 import os
 import platform
 import random
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._shop import shop  # noqa: E402
-from registry.scoring import Scorer, freeze_heap, set_inference_threads  # noqa: E402
+from bench.common import load_average, shop
+from registry.scoring import Scorer
+from registry.serving.process import freeze_heap, set_inference_threads
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -49,10 +46,6 @@ def throughput(fn: Callable[[list[int]], object], users: list[int], batch: int, 
     return done / (time.perf_counter() - started)
 
 
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="", help='"" (SQLite online store) or "redis"')
@@ -65,9 +58,9 @@ def main() -> None:
     scorer, public = Scorer(settings), Scorer(settings, bulk_reads=False)
     scorer.warm()
     public.warm()
-    store = scorer.store
+    store = scorer.feature_store
     service = store.get_feature_service("purchase_v1")
-    assert scorer._service("purchase_v1").direct, "the bulk read does not apply to this store"
+    assert scorer.reader.plan("purchase_v1").bulk, "the bulk read does not apply to this store"
     freeze_heap()
 
     def bare(batch: list[int]) -> object:
@@ -87,7 +80,7 @@ def main() -> None:
         for fn in paths.values():
             fn(u)
     times: dict[str, list[float]] = {name: [] for name in paths}
-    started_load = load()
+    started_load = load_average()
     for u in sample:
         for name, fn in paths.items():
             t0 = time.perf_counter()
@@ -101,14 +94,14 @@ def main() -> None:
     print(
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
         f"{torch.get_num_threads()}, device {scorer.device}, {args.n} users per path, interleaved; "
-        f"load average {started_load} -> {load()})\n"
+        f"load average {started_load} -> {load_average()})\n"
     )
     print("| path | p50 ms | p99 ms | p50 / bare | p99 / bare |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, (p50, p99) in stats.items():
         print(f"| {name} | {p50:.3f} | {p99:.3f} | {p50 / b50:.2f}x | {p99 / b99:.2f}x |")
 
-    print(f"\n### score_many users/s, online store: {profile} (load average {load()} before)\n")
+    print(f"\n### score_many users/s, online store: {profile} (load average {load_average()} before)\n")
     print(
         "| batch | bare Feast lookup | score_many, Feast public read | score_many, bulk read "
         "| bulk / public | bulk / bare |"
@@ -121,7 +114,7 @@ def main() -> None:
         print(
             f"| {batch} | {lookup:,.0f} | {old:,.0f} | {new:,.0f} | {new / old:.1f}x | {new / lookup:.1f}x |"
         )
-    print(f"\n(load average after: {load()})")
+    print(f"\n(load average after: {load_average()})")
     scorer.close()
     public.close()
 

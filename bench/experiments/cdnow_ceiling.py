@@ -1,7 +1,8 @@
-"""How much can any classifier get out of CDNOW at a cutoff? A check beside quality_cdnow.py.
+"""Is CDNOW's ~0.778 ROC-AUC the models' limit or the data's? The data's: docs/results/quality_cdnow.md.
 
-quality_cdnow.py finds shopscore's mlp level with the logistic regression on RFM inputs (ROC-AUC 0.7775
-against 0.777 at T = 1997-09-30, H = 90). This asks whether that is a limit of the models or of the data:
+How much can any classifier get out of CDNOW at a cutoff? A check beside bench.quality.cdnow, which finds
+shopscore's mlp level with the logistic regression on RFM inputs (ROC-AUC 0.7775 against 0.777 at
+T = 1997-09-30, H = 90). This asks whether that is a limit of the models or of the data:
 on exactly the benchmark's training and test rows (the `cdnow` importer's events, the same cutoffs and
 labels), it fits the same logistic regression on the RFM inputs plus, one group at a time, inputs the
 aggregates do not hold directly, and a tuned LightGBM:
@@ -14,25 +15,23 @@ aggregates do not hold directly, and a tuned LightGBM:
 Intervals are the benchmark's paired bootstrap over customers, each model minus the plain logistic
 regression.
 
-    .venv/bin/python bench/cdnow_ceiling.py --cutoff 1997-09-30 --horizon 90     # ~1 min
+    .venv/bin/python -m bench.experiments.cdnow_ceiling --cutoff 1997-09-30 --horizon 90     # ~1 min
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.quality_cdnow import (  # noqa: E402
-    DATA,
+from bench.common import (
+    CDNOW_DATA,
     DAY,
+    WORK_ROOT,
     bgnbd,
     bootstrap,
     purchase_labels,
@@ -41,11 +40,11 @@ from bench.quality_cdnow import (  # noqa: E402
     scored_rows,
     training_cutoffs,
 )
-from registry.events.importers import import_events  # noqa: E402
-from registry.events.schema import read_events  # noqa: E402
-from registry.features.training_set import as_utc, entity_rows  # noqa: E402
+from registry.events.importers import import_events
+from registry.events.schema import read_events
+from registry.features.training_set import as_utc, entity_rows
 
-WORK = Path(__file__).resolve().parent / ".work" / "cdnow_ceiling"
+WORK = WORK_ROOT / "cdnow_ceiling"
 COHORT_START = pd.Timestamp("1997-01-01", tz="UTC")
 GAPS = ["gap_mean", "gap_last", "gap_min", "gap_max", "gap_std", "overdue", "rate"]
 LAST_ORDER = ["last_value", "last_cds", "cohort_day"]
@@ -126,7 +125,7 @@ def main() -> None:
     parser.add_argument("--train-every", type=int, default=14)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resamples", type=int, default=200)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=CDNOW_DATA)
     args = parser.parse_args()
     started = time.perf_counter()
     test_cutoff = as_utc(args.cutoff)
@@ -151,7 +150,8 @@ def main() -> None:
     scores = {name: logistic(x_train[cols], y_train, x_test[cols]) for name, cols in inputs.items()}
     import lightgbm
 
-    # Tuned by hand against the default's overfitting (0.761 in quality_cdnow.py): fewer, slower, larger leaves.
+    # Tuned by hand against the default's overfitting (0.761 in bench.quality.cdnow): fewer, slower, larger
+    # leaves.
     booster = lightgbm.LGBMClassifier(
         n_estimators=400, learning_rate=0.02, num_leaves=15, min_child_samples=200, random_state=args.seed,
         deterministic=True, n_jobs=1, verbose=-1,

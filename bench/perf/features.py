@@ -1,7 +1,7 @@
 """Benchmark the aggregate snapshots (`user_activity`) against an earlier engine; prints a markdown table.
 
-    .venv/bin/python bench/bench_features.py                      # 1M and 10M events, vs --baseline
-    .venv/bin/python bench/bench_features.py --sizes 1e6 --threads 1
+    .venv/bin/python -m bench.perf.features                      # 1M and 10M events, vs --baseline
+    .venv/bin/python -m bench.perf.features --sizes 1e6 --threads 1
 
 Each run builds the snapshots from events already in memory (a pandas frame, as `read_events` returns)
 and writes `user_features.parquet`, as `shopscore features build` does; reading the events is not timed.
@@ -30,38 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.common import EVENTS_CACHE, events_for
 from registry.features.pipeline import default_threads
 
-# Roughly 450k events per 2,500 users over 90 days with the generator's defaults (measured, not exact).
-EVENTS_PER_USER_90D = 180
 BASELINE = "416cff5"  # pandas + numpy on the whole frame, one thread
-
-
-def events_for(size: int, cache: Path) -> Path:
-    """`size` generator events (blocks of users with distinct ids), streamed to one parquet file."""
-    path = cache / f"events_{size}.parquet"
-    if path.is_file():
-        return path
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from registry.events.generate import generate_events
-    from registry.events.schema import ARROW_SCHEMA
-
-    cache.mkdir(parents=True, exist_ok=True)
-    users = max(1, size // EVENTS_PER_USER_90D)
-    tmp = path.with_suffix(".tmp")
-    total, seed = 0, 0
-    with pq.ParquetWriter(tmp, ARROW_SCHEMA) as writer:
-        while total < size:  # blocks of users keep memory bounded
-            block = generate_events(users=min(users, 5000), days=90, seed=seed, start="2024-01-01")
-            block = block.iloc[: size - total]
-            block["user_id"] += seed * 1_000_000
-            writer.write_table(pa.Table.from_pandas(block, schema=ARROW_SCHEMA, preserve_index=False))
-            total += len(block)
-            seed += 1
-    tmp.replace(path)
-    return path
 
 
 def baseline_module(revision: str):
@@ -113,7 +85,7 @@ def run_one(path: Path, engine: str, threads: int) -> dict[str, float | str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/shopscore-bench"))
+    parser.add_argument("--cache", type=Path, default=EVENTS_CACHE)
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the engine to compare with")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # child mode: PATH ENGINE THREADS
@@ -137,7 +109,7 @@ def main() -> None:
         )
         for engine, threads in runs:
             out = subprocess.run(
-                [sys.executable, __file__, "--one", str(path), engine, str(threads)],
+                [sys.executable, "-m", __spec__.name, "--one", str(path), engine, str(threads)],
                 capture_output=True,
                 text=True,
                 check=True,

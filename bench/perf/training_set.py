@@ -1,7 +1,7 @@
 """Training-set retrieval (Feast's file offline store) with dask's own tokens and with shopscore's list-column
 token (registry/features/dask_tokens.py), side by side in one run on the bench shop.
 
-    .venv/bin/python bench/bench_training_set.py [--cutoffs 3] [--services purchase_v1,purchase_seq_v1]
+    .venv/bin/python -m bench.perf.training_set [--cutoffs 3] [--services purchase_v1,purchase_seq_v1]
 
 Each cell is `registry.features.training_set.build_training_set` in a fresh subprocess (the token is a
 process-wide dask registration, and each process must pay Feast's own start-up alike): "dask" opens the Feast
@@ -17,12 +17,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench._shop import settings_env, shop  # noqa: E402
+from bench.common import load_average, settings_env, shop
 
 
 def retrieve(service: str, cutoffs: int, with_token: bool) -> dict:
@@ -48,10 +44,6 @@ def retrieve(service: str, cutoffs: int, with_token: bool) -> dict:
     return {"seconds": seconds, "rows": len(frame), "fingerprint": fingerprint(frame)}
 
 
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutoffs", type=int, default=3, help="weekly cutoffs before the last event day")
@@ -65,14 +57,15 @@ def main() -> None:
 
     settings, _ = shop("")
     env = {**os.environ, **settings_env(settings)}
-    print(f"\n### Training-set retrieval, Feast file offline store (load average {load()} before)\n")
+    print(f"\n### Training-set retrieval, Feast file offline store (load average {load_average()} before)\n")
     print("| service | rows | dask tokens s | shopscore token s | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for service in args.services.split(","):
         cells = {}
         for mode in ("dask", "shopscore"):
+            child = ["--cutoffs", str(args.cutoffs), "--child", service, mode]
             out = subprocess.run(
-                [sys.executable, __file__, "--cutoffs", str(args.cutoffs), "--child", service, mode],
+                [sys.executable, "-m", __spec__.name, *child],
                 env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             cells[mode] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -80,7 +73,7 @@ def main() -> None:
             raise SystemExit(f"{service}: the two training sets differ; the token changed a result")
         dask_s, ours = cells["dask"]["seconds"], cells["shopscore"]["seconds"]
         print(f"| {service} | {cells['dask']['rows']:,} | {dask_s:.1f} | {ours:.1f} | {dask_s / ours:.1f}x |")
-    print(f"\n(load average after: {load()})")
+    print(f"\n(load average after: {load_average()})")
 
 
 if __name__ == "__main__":

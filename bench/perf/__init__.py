@@ -1,0 +1,1 @@
+"""Performance benchmarks: time, throughput and memory of shopscore's steps."""

@@ -1,0 +1,1 @@
+"""Quality benchmarks: how well shopscore's models predict, against peers and ablations."""
