@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from registry.features.pipeline import default_threads
+from registry.features.snapshots import default_threads
 
 # Roughly 450k events per 2,500 users over 90 days with the generator's defaults (measured, not exact).
 EVENTS_PER_USER_90D = 180
@@ -84,7 +84,7 @@ def baseline_module(revision: str):
 
 def run_one(path: Path, engine: str, threads: int) -> dict[str, float | str]:
     """Child process: build + write the snapshots of one events file with one engine."""
-    from registry.features import pipeline
+    from registry.features import snapshots as pipeline
 
     events = pd.read_parquet(path)
     events_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -21,7 +21,7 @@ import pandas as pd
 from bench_features import events_for
 
 from registry.events.schema import EVENT_TYPES
-from registry.features.pipeline import ACTIVE_TAIL_DAYS, iter_user_features
+from registry.features.snapshots import ACTIVE_TAIL_DAYS, iter_user_features
 
 try:
     import polars as pl

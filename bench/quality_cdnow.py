@@ -49,7 +49,7 @@ from registry import jobs
 from registry.db.store import ModelRegistry
 from registry.events.importers import import_events
 from registry.events.schema import read_events
-from registry.features import pipeline
+from registry.features import snapshots as pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import LabelSpec, as_utc, build_training_set, compute_labels, entity_rows
 from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples

@@ -279,7 +279,7 @@ def features_fields(service: str | None, as_json: bool) -> None:
     """What each FeatureService gives an encoder: fields, types, views and TTLs, meanings (sentinels, nulls)."""
     from dataclasses import asdict
 
-    from registry.features.contract import NULLS, feature_fields, markdown
+    from registry.features.fields import NULLS, feature_fields, markdown
 
     fields = feature_fields(_settings().feature_repo)
     if service is not None:

@@ -25,7 +25,7 @@ from registry.db.store import ModelRegistry, ModelVersion
 from registry.errors import UserError
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
-from registry.features import pipeline
+from registry.features import snapshots as pipeline
 from registry.features import store as feast_store
 from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
 from registry.features.training_set import LabelSpec, build_training_set, fingerprint

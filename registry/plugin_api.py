@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from registry.components import Encoder, Head, config_from_dict, config_to_dict
 from registry.events.schema import COLUMNS as EVENT_COLUMNS
 from registry.events.schema import EVENT_TYPES
-from registry.features.contract import FeatureField, feature_fields
+from registry.features.fields import FeatureField, feature_fields
 from registry.hookspecs import hookimpl
 from registry.metrics import best_f1_threshold, binary_metrics, regression_metrics, top_k_accuracy
 from registry.plugin_host import PluginError, active_host

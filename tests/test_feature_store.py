@@ -12,7 +12,8 @@ from helpers import random_events
 
 from registry import jobs
 from registry.events.schema import write_events
-from registry.features import freshness, lifetime, pipeline, push_events, read_online
+from registry.features import freshness, lifetime, push_events, read_online
+from registry.features import snapshots as pipeline
 from registry.features import store as feast_store
 from registry.features.training_set import LabelSpec, build_training_set, compute_labels, entity_rows
 from registry.settings import Settings

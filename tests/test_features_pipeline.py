@@ -10,8 +10,8 @@ from helpers import random_events
 
 from registry.events.generate import generate_events
 from registry.events.schema import EVENT_TYPES
-from registry.features import pipeline
-from registry.features.pipeline import (
+from registry.features import snapshots as pipeline
+from registry.features.snapshots import (
     ACTIVE_TAIL_DAYS,
     NO_PREVIOUS_EVENT,
     QUERY_COUNT,

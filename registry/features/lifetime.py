@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from registry.features.pipeline import _user_order, _write_atomic
+from registry.features.snapshots import _user_order, _write_atomic
 
 LIFETIME_FILE = "user_lifetime.parquet"
 LAGS_FILE = "user_lifetime_lags.parquet"

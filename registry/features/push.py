@@ -16,7 +16,7 @@ import pandas as pd
 from feast.data_source import PushMode
 
 from registry.events.schema import conform, write_events
-from registry.features.pipeline import realtime_rows
+from registry.features.snapshots import realtime_rows
 from registry.features.store import open_store
 from registry.settings import Settings
 
