@@ -49,8 +49,8 @@ from registry import jobs
 from registry.db.store import ModelRegistry
 from registry.events.importers import import_events
 from registry.events.schema import read_events
-from registry.features import snapshots as pipeline
 from registry.features import store as feast_store
+from registry.features.build import build_all
 from registry.features.training_set import LabelSpec, as_utc, build_training_set, compute_labels, entity_rows
 from registry.metrics import BINARY_METRICS, binary_metrics, bootstrap_samples
 from registry.modeling import ShopModel
@@ -134,7 +134,7 @@ def prepare(settings: Settings, source: Path) -> pd.DataFrame:
     if summary.quarantined:
         raise RuntimeError(f"the cdnow importer quarantined rows of {source}: {summary.to_json()}")
     events = read_events(settings.events_dir)
-    pipeline.build_all(events, settings.features_dir)
+    build_all(events, settings.features_dir)
     feast_store.apply(settings)
     ModelRegistry.open(settings=settings, upgrade=True).close()  # the registry the models go to
     return events

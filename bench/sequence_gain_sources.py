@@ -45,7 +45,8 @@ from bench.quality_cdnow import purchase_labels  # noqa: E402
 from bench.quality_synthetic import METRICS, VARIANTS, interval, workspace_settings  # noqa: E402
 from registry.db.store import ModelRegistry  # noqa: E402
 from registry.events.generate import generate_events  # noqa: E402
-from registry.features.snapshots import build_user_features, feature_columns  # noqa: E402
+from registry.features.contract import feature_columns  # noqa: E402
+from registry.features.snapshots import build_user_features  # noqa: E402
 from registry.features.training_set import entity_rows  # noqa: E402
 from registry.metrics import bootstrap_samples  # noqa: E402
 from registry.training import EVALUATION_FILE, Splits, held_out  # noqa: E402

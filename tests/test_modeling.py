@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from registry.features.snapshots import feature_columns
+from registry.features.contract import feature_columns
 from registry.modeling import ModelFormatError, ShopModel
 from registry.plugin_host import PluginError, load_plugins
 from registry.training import SplitError, Splits, TrainConfig, fit, held_out

@@ -3,6 +3,12 @@
 Read from the feature repo's own Feast declarations (names, types, descriptions with units and sentinels,
 the view's TTL), so the contract cannot drift from what Feast serves. `shopscore features fields` prints it
 and docs/plugins.md holds a copy that a test keeps equal.
+
+The names themselves (views, services, columns, windows, files, stable ids) are declared once in
+registry/features/contract.py, which the feature repo builds its declarations from; this module reads the
+result back, with what only the declarations hold (Feast types, descriptions, TTLs). Two modules because
+the two sit on either side of the feature repo: the contract is imported by it (and by the builders, with
+no Feast), this one imports Feast and loads it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
+from registry.features.contract import JOIN_KEY
+
 
 @dataclass(frozen=True)
 class ViewColumns:
@@ -129,7 +131,7 @@ def read_online(
     plan = ServicePlan.of(store, service) if isinstance(service, str) else service
     extra = {name: now for name in plan.request_fields}
     response = store.get_online_features(
-        features=plan.service, entity_rows=[{"user_id": u, **extra} for u in user_ids]
+        features=plan.service, entity_rows=[{JOIN_KEY: u, **extra} for u in user_ids]
     ).to_dict(include_event_timestamps=True)
     # One object array (Feast's values as they are: None for missing, lists for sequences), masked in numpy
     # and wrapped once: a frame built column by column costs more than the read for a few users.
