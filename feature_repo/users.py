@@ -1,9 +1,12 @@
 """Feast declarations for the `user` entity: declarations only, no logic beyond one request-time formula.
 
+Every name here (entity, join key, views, sources, services, columns, windows, files) comes from the
+feature contract, registry/features/contract.py, which the builders, materialize, push and the plugins read
+too; this file adds what only Feast needs: types, descriptions, TTLs and which views each service joins.
 The batch sources are the parquet files that `shopscore features build` writes (registry/features/
-pipeline.py); their paths are relative to the workspace ($SHOPSCORE_HOME), which shopscore passes to Feast
-as the repo path. Ids in the sequence arrays (event type, hashed category, price bucket) are documented
-in pipeline.py and never renumbered.
+build.py); their paths are relative to the workspace ($SHOPSCORE_HOME), which shopscore passes to Feast as
+the repo path. Ids in the sequence arrays (event type, hashed category, price bucket) are documented in the
+contract and never renumbered.
 """
 
 from datetime import timedelta
@@ -22,22 +25,19 @@ from feast import (
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Float64, Int64, String
 
-from registry.features import lifetime
-
-EVENT_TYPES = ("view", "cart", "remove_from_cart", "favorite", "purchase", "search")
-WINDOWS_DAYS = (1, 7, 30)
+from registry.features import contract as c
 
 user = Entity(
-    name="user",
-    join_keys=["user_id"],
+    name=c.ENTITY,
+    join_keys=[c.JOIN_KEY],
     value_type=ValueType.INT64,
     description="A shopper, keyed by the shop's integer user id.",
 )
 
 user_snapshots = FileSource(
-    name="user_daily_snapshots",
-    path="features/user_features.parquet",
-    timestamp_field="event_timestamp",
+    name=c.ACTIVITY_SOURCE,
+    path=c.source_path(c.FEATURES_FILE),
+    timestamp_field=c.TIMESTAMP_FIELD,
     description="Daily per-user snapshots; a row stamped T summarises events strictly before T.",
 )
 
@@ -47,16 +47,18 @@ _count_fields = [
         dtype=Int64,
         description=f"Number of {etype} events in the {days} day(s) before the snapshot time.",
     )
-    for days in WINDOWS_DAYS
-    for etype in EVENT_TYPES
+    for days in c.WINDOWS_DAYS
+    for etype in c.EVENT_TYPES
 ]
 
+# Snapshots are daily, so the freshest row is at most a day old; an older one means the user has been
+# inactive for longer than the snapshot tail and reads as missing, online and offline alike.
+_ACTIVITY_TTL = timedelta(days=2)
+
 user_activity = FeatureView(
-    name="user_activity",
+    name=c.ACTIVITY_VIEW,
     entities=[user],
-    # Snapshots are daily, so the freshest row is at most a day old; an older one means the user has been
-    # inactive for longer than the snapshot tail and reads as missing, online and offline alike.
-    ttl=timedelta(days=2),
+    ttl=_ACTIVITY_TTL,
     schema=_count_fields
     + [
         Field(
@@ -91,7 +93,7 @@ user_activity = FeatureView(
             dtype=Int64,
             description=f"Number of {etype} events in the hour before T.",
         )
-        for etype in EVENT_TYPES
+        for etype in c.EVENT_TYPES
     ]
     + [
         Field(
@@ -100,7 +102,7 @@ user_activity = FeatureView(
             description=f"Distinct {what} in events of the {days} days before T (exact, not summed per day).",
         )
         for what in ("items", "categories")
-        for days in (7, 30)
+        for days in c.DISTINCT_WINDOWS_DAYS
     ]
     + [
         Field(
@@ -123,54 +125,56 @@ user_activity = FeatureView(
 # One FeatureService per model input contract: a model version records the service it was trained on,
 # and training and serving both fetch by it.
 purchase_v1 = FeatureService(
-    name="purchase_v1",
+    name=c.PURCHASE_SERVICE,
     features=[user_activity],
     description="Inputs of the aggregate (MLP) purchase models.",
 )
 
 
 user_sequences_source = FileSource(
-    name="user_sequence_snapshots",
-    path="features/user_sequences.parquet",
-    timestamp_field="event_timestamp",
+    name=c.SEQUENCE_SOURCE,
+    path=c.source_path(c.SEQUENCES_FILE),
+    timestamp_field=c.TIMESTAMP_FIELD,
     description="Per-user event sequences; a row stamped T holds the last events strictly before T.",
 )
 
+_last_events = f"the last {c.SEQUENCE_LENGTH} events"
 _sequence_fields = [
     Field(
-        name="seq_event_type",
+        name=c.SEQ_EVENT_TYPE,
         dtype=Array(Int64),
-        description="Event type ids (view=1, cart=2, remove_from_cart=3, favorite=4, purchase=5, "
-        "search=6) of the last 50 events before T, oldest first.",
+        description=f"Event type ids ({', '.join(f'{t}={c.event_type_id(t)}' for t in c.EVENT_TYPES)}) "
+        f"of {_last_events} before T, oldest first.",
     ),
     Field(
-        name="seq_category",
+        name=c.SEQ_CATEGORY,
         dtype=Array(Int64),
-        description="Hashed category ids (0: none) of the last 50 events before T, oldest first.",
+        description=f"Hashed category ids (0: none) of {_last_events} before T, oldest first.",
     ),
     Field(
-        name="seq_price_bucket",
+        name=c.SEQ_PRICE_BUCKET,
         dtype=Array(Int64),
-        description="1 + floor(log2(1 + price)), at most 15 (0: no price), of the last 50 events.",
+        description=f"1 + floor(log2(1 + price)), at most {c.PRICE_BUCKETS - 1} (0: no price), of {_last_events}.",
     ),
     Field(
-        name="seq_seconds_since_prev",
+        name=c.SEQ_SECONDS_SINCE_PREV,
         dtype=Array(Int64),
-        description="Seconds from each of the last 50 events to the user's previous event (-1: none).",
+        description=f"Seconds from each of {_last_events} to the user's previous event "
+        f"({c.NO_PREVIOUS_EVENT}: none).",
     ),
     Field(
-        name="last_queries",
+        name=c.LAST_QUERIES,
         dtype=Array(String),
-        description="Text of the last 5 search queries before T, oldest first.",
+        description=f"Text of the last {c.QUERY_COUNT} search queries before T, oldest first.",
     ),
 ]
 
 user_sequence = FeatureView(
-    name="user_sequence",
+    name=c.SEQUENCE_VIEW,
     entities=[user],
     # A row is written only after a step with activity; the sequence stays valid over the quiet steps that
     # follow, for as long as user_activity keeps the user alive: its 30-day snapshot tail plus its 2-day TTL.
-    ttl=timedelta(days=32),
+    ttl=timedelta(days=c.ACTIVE_TAIL_DAYS) + _ACTIVITY_TTL,
     schema=_sequence_fields,
     source=user_sequences_source,
     online=True,
@@ -179,20 +183,20 @@ user_sequence = FeatureView(
 )
 
 user_realtime_batch = FileSource(
-    name="user_realtime_history",
-    path="features/user_realtime.parquet",
-    timestamp_field="event_timestamp",
+    name=c.REALTIME_SOURCE,
+    path=c.source_path(c.REALTIME_FILE),
+    timestamp_field=c.TIMESTAMP_FIELD,
     description="The real-time state after every past event (written by `shopscore features build`).",
 )
 
 user_realtime_push = PushSource(
-    name="user_realtime_push",
+    name=c.REALTIME_PUSH_SOURCE,
     batch_source=user_realtime_batch,
     description="New events pushed as they happen (`shopscore events push`, registry.features.push_events).",
 )
 
 user_realtime = FeatureView(
-    name="user_realtime",
+    name=c.REALTIME_VIEW,
     entities=[user],
     # `cart_count_today` means nothing the next day, so a day-old state expires.
     ttl=timedelta(days=1),
@@ -214,10 +218,10 @@ user_realtime = FeatureView(
 )
 
 score_request = RequestSource(
-    name="score_request",
+    name=c.REQUEST_SOURCE,
     schema=[
         Field(
-            name="request_ts",
+            name=c.REQUEST_TS,
             dtype=Float64,
             description="When the request is served (training: the row's cutoff), unix seconds (UTC).",
         )
@@ -227,10 +231,11 @@ score_request = RequestSource(
 
 
 @on_demand_feature_view(
+    name=c.RECENCY_VIEW,
     sources=[user_realtime, score_request],
     # Feast 0.67 compares declared output fields with the inferred ones *including* the description, so a
     # described output field fails `apply`; the description lives on the view (and in tags) instead.
-    schema=[Field(name="hours_since_last_event_at_request", dtype=Float64)],
+    schema=[Field(name=name, dtype=Float64) for name in c.recency_columns()],
     mode="python",
     description="hours_since_last_event_at_request: hours from the newest event (user_realtime) to the "
     "request's request_ts (null: no event within the real-time TTL). Recency at request time, not at the "
@@ -238,23 +243,27 @@ score_request = RequestSource(
     tags={"hours_since_last_event_at_request": "Hours from the newest event to the request (null: none)."},
 )
 def user_request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
-    # Python mode (faster online than pandas): columns arrive as lists, one entry per entity row.
+    # Python mode (faster online than pandas): columns arrive as lists, one entry per entity row. Feast
+    # rebuilds a python-mode view from its source text alone (no module globals), so import here.
+    from registry.features.contract import REQUEST_TS, recency_columns
+
+    (hours,) = recency_columns()
     return {
-        "hours_since_last_event_at_request": [
+        hours: [
             None if last is None or now is None else (now - last) / 3600.0
-            for last, now in zip(inputs["last_event_at"], inputs["request_ts"], strict=True)
+            for last, now in zip(inputs["last_event_at"], inputs[REQUEST_TS], strict=True)
         ]
     }
 
 
 purchase_seq_v1 = FeatureService(
-    name="purchase_seq_v1",
+    name=c.PURCHASE_SEQ_SERVICE,
     features=[user_activity, user_sequence],
     description="Inputs of sequence and text purchase models: aggregates plus event sequence and queries.",
 )
 
 purchase_rt_v1 = FeatureService(
-    name="purchase_rt_v1",
+    name=c.PURCHASE_RT_SERVICE,
     features=[user_activity, user_realtime, user_request_recency],
     description="Aggregates plus real-time state and request-time recency (entity rows carry request_ts).",
 )
@@ -262,9 +271,9 @@ purchase_rt_v1 = FeatureService(
 
 # ---- lifetime state (registry/features/lifetime.py): for shops whose customers are quiet for months ------
 user_lifetime_source = FileSource(
-    name="user_lifetime_history",
-    path="features/user_lifetime.parquet",
-    timestamp_field="event_timestamp",
+    name=c.LIFETIME_SOURCE,
+    path=c.source_path(c.LIFETIME_FILE),
+    timestamp_field=c.TIMESTAMP_FIELD,
     description="Lifetime state after every (user, event time); a row stamped t sees the events at or before t.",
 )
 
@@ -299,7 +308,7 @@ _lifetime_fields = [
     ),
 ]
 user_lifetime = FeatureView(
-    name="user_lifetime",
+    name=c.LIFETIME_VIEW,
     entities=[user],
     # A row changes only when the user acts, so it stays true over any quiet spell: ten years.
     ttl=timedelta(days=3650),
@@ -314,35 +323,26 @@ user_lifetime = FeatureView(
 
 user_lifetime_lags_source = {
     days: FileSource(
-        name=f"user_lifetime_{days}d_ago_history",
-        path="features/user_lifetime_lags.parquet",
-        timestamp_field=f"visible_at_{days}d",
+        name=c.lag_source(days),
+        path=c.source_path(c.LAGS_FILE),
+        timestamp_field=c.lag_visible_at(days),
         description=f"user_lifetime's totals, each row visible {days} days after the events it counts.",
     )
-    for days in lifetime.LAG_DAYS
+    for days in c.LAG_DAYS
 }
 
+_lifetime_types = {f.name: f.dtype for f in _lifetime_fields}
 # The totals as of `days` before the cutoff / request: user_lifetime_at_request subtracts them from today's
 # totals for exact windowed counts (registry/features/lifetime.py, build_lifetime_lags).
 user_lifetime_lags = [
     FeatureView(
-        name=f"user_lifetime_{days}d_ago",
+        name=c.lag_view(days),
         entities=[user],
         ttl=timedelta(days=3650),
+        # Each lagged total has its total's type.
         schema=[
-            Field(
-                name=f"purchases_total_{days}d_ago",
-                dtype=Int64,
-                description=f"purchases_total {days} days ago.",
-            ),
-            Field(
-                name=f"purchase_days_total_{days}d_ago",
-                dtype=Int64,
-                description=f"purchase_days_total {days} days ago.",
-            ),
-            Field(
-                name=f"spend_total_{days}d_ago", dtype=Float64, description=f"spend_total {days} days ago."
-            ),
+            Field(name=name, dtype=_lifetime_types[total], description=f"{total} {days} days ago.")
+            for total, name in zip(c.LAGGED, c.lagged_columns(days), strict=True)
         ],
         source=source,
         online=True,
@@ -365,31 +365,33 @@ _lag_sources = list(user_lifetime_lags_source.values())
 
 
 @on_demand_feature_view(
+    name=c.LIFETIME_REQUEST_VIEW,
     sources=[user_lifetime, *user_lifetime_lags, score_request],
     # Outputs undescribed for the reason given at user_request_recency; they are described in tags.
-    schema=[Field(name=name, dtype=Float64) for name in lifetime.request_columns()],
+    schema=[Field(name=name, dtype=Float64) for name in c.request_columns()],
     mode="python",
     description="Recency, age, purchase rate and 30-365 day windows of user_lifetime as of the request_ts "
     "(training: the row's cutoff), so they are exact at any moment. Formulas: "
     "registry/features/lifetime.py (lifetime_at_request).",
-    tags=lifetime.REQUEST_DESCRIPTIONS,
+    tags=c.REQUEST_DESCRIPTIONS,
 )
 def user_lifetime_at_request(inputs: dict[str, Any]) -> dict[str, Any]:
     # Feast rebuilds a python-mode view from its source text alone (no module globals), so import here.
+    from registry.features.contract import REQUEST_TS
     from registry.features.lifetime import lifetime_at_request
 
-    return lifetime_at_request(inputs, inputs["request_ts"])
+    return lifetime_at_request(inputs, inputs[REQUEST_TS])
 
 
 purchase_lifetime_v1 = FeatureService(
-    name="purchase_lifetime_v1",
+    name=c.PURCHASE_LIFETIME_SERVICE,
     features=[user_lifetime, user_lifetime_at_request],
     description="Whole-history (buy-till-you-die) inputs for aggregate models: lifetime state plus its "
     "request-time recency, age and rate; all numeric, readable for users quiet for years.",
 )
 
 user_sequence_history = FeatureView(
-    name="user_sequence_history",
+    name=c.SEQUENCE_HISTORY_VIEW,
     entities=[user],
     # The same rows as user_sequence, kept valid for ten years: a sequence stays the user's last events
     # however long the user has been away. For shops where dormancy is the norm.
@@ -402,7 +404,7 @@ user_sequence_history = FeatureView(
 )
 
 purchase_lifetime_seq_v1 = FeatureService(
-    name="purchase_lifetime_seq_v1",
+    name=c.PURCHASE_LIFETIME_SEQ_SERVICE,
     features=[user_lifetime, user_lifetime_at_request, user_sequence_history],
     description="purchase_lifetime_v1 plus the user's last events as sequences (long TTL), for sequence "
     "encoders and their concat with the MLP.",

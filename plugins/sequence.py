@@ -1,16 +1,17 @@
 """Built-in `sequence` encoder: a small Transformer over the user's last N events (bidirectional attention,
 as in BERT4Rec; SASRec's is causal).
 
-It reads the `user_sequence` view's columns (registry/features/pipeline.py, served by the
-`purchase_seq_v1` FeatureService): `seq_event_type`, `seq_category`, `seq_price_bucket` and
-`seq_seconds_since_prev`, each a list of the last 50 events, oldest first.
+It reads the `user_sequence` view's columns (`SEQUENCE_VIEW` of the feature contract that
+registry.plugin_api re-exports, served by the `purchase_seq_v1` FeatureService): `seq_event_type`,
+`seq_category`, `seq_price_bucket` and `seq_seconds_since_prev`, each a list of the last 50
+(`SEQUENCE_LENGTH`) events, oldest first.
 
 Each event becomes the sum of five embeddings plus a learned position:
-- event type id (pipeline ids: view=1 ... search=6; 0 is padding),
-- category id: the pipeline's hashed id (1 .. 2**20-1) folded into a table of `category_buckets` rows
-  (`1 + (id - 1) % (category_buckets - 1)`, 0 stays "none"), so the table stays small and needs no
-  vocabulary file,
-- price bucket (pipeline's log2 buckets, 0 = no price),
+- event type id (the contract's ids, `event_type_id`: view=1 ... search=6; 0 is padding),
+- category id: the contract's hashed id (1 .. CATEGORY_BUCKETS-1 = 2**20-1) folded into a table of
+  `category_buckets` rows (`1 + (id - 1) % (category_buckets - 1)`, 0 stays "none"), so the table stays
+  small and needs no vocabulary file,
+- price bucket (the contract's log2 buckets, 0 = no price),
 - time gap to the previous event, bucketised on log2(1 + seconds) (bucket 1 = "no previous event"),
 - the event's age at the features' time, bucketised on log2(1 + minutes) (bucket 0 = unknown). The sequence
   alone only has gaps between events; the age also needs when the newest event happened, which a field
@@ -51,12 +52,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from registry.plugin_api import Encoder, hookimpl
+from registry.plugin_api import (
+    PRICE_BUCKETS,
+    PURCHASE_SEQ_SERVICE,
+    SEQ_CATEGORY,
+    SEQ_EVENT_TYPE,
+    SEQ_PRICE_BUCKET,
+    SEQ_SECONDS_SINCE_PREV,
+    SEQUENCE_LENGTH,
+    SEQUENCE_VIEW,
+    Encoder,
+    hookimpl,
+)
 
-EVENT_TYPE_COLUMN = "seq_event_type"
-CATEGORY_COLUMN = "seq_category"
-PRICE_COLUMN = "seq_price_bucket"
-GAP_COLUMN = "seq_seconds_since_prev"
+EVENT_TYPE_COLUMN = SEQ_EVENT_TYPE
+CATEGORY_COLUMN = SEQ_CATEGORY
+PRICE_COLUMN = SEQ_PRICE_BUCKET
+GAP_COLUMN = SEQ_SECONDS_SINCE_PREV
 SEQUENCE_COLUMNS = (EVENT_TYPE_COLUMN, CATEGORY_COLUMN, PRICE_COLUMN, GAP_COLUMN)
 # Fields that tell how long before the features' time the newest event happened, with their unit in
 # seconds; the first one a FeatureService serves anchors the events' ages.
@@ -75,14 +87,14 @@ class SequenceConfig:
     # Feature names the FeatureService serves (registry.flow.TrainSpec passes them); only the four sequence
     # columns are read, and they must be among them. None: read the sequence columns.
     features: list[str] | None = None
-    max_len: int = 50  # events kept per user (the newest); the pipeline stores 50
+    max_len: int = SEQUENCE_LENGTH  # events kept per user (the newest); the feature store holds this many
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2
     dropout: float = 0.1
-    event_types: int = 8  # embedding rows for event type ids (pipeline: 0 pad, 1..6)
-    category_buckets: int = 4096  # rows of the hashed category table (pipeline ids are folded into it)
-    price_buckets: int = 16  # pipeline.PRICE_BUCKETS
+    event_types: int = 8  # embedding rows for event type ids (contract: 0 pad, 1..6)
+    category_buckets: int = 4096  # rows of the hashed category table (the contract's ids are folded into it)
+    price_buckets: int = PRICE_BUCKETS  # the contract's price buckets
     gap_buckets: int = 32  # 0 pad, 1 no previous event, 2.. log2(1 + seconds) buckets
     age_buckets: int = 20  # 0 pad or unknown, 1.. log2(1 + minutes) buckets (bucket 17: ~ 90 days)
     # Attention bias per pair of events (see `relation_bias`): log2(1 + seconds) buckets of the time between
@@ -177,8 +189,8 @@ class SequenceEncoder(Encoder):
             if missing:
                 raise ValueError(
                     f"sequence encoder reads {list(SEQUENCE_COLUMNS)}, but the configured features lack "
-                    f"{missing}; train it on a FeatureService that serves the user_sequence view "
-                    f"(e.g. --feature-service purchase_seq_v1)"
+                    f"{missing}; train it on a FeatureService that serves the {SEQUENCE_VIEW} view "
+                    f"(e.g. --feature-service {PURCHASE_SEQ_SERVICE})"
                 )
         if config.d_model % config.n_heads:
             raise ValueError(
@@ -284,8 +296,8 @@ class SequenceEncoder(Encoder):
         missing = [c for c in SEQUENCE_COLUMNS if c not in frame.columns]
         if missing:
             raise KeyError(
-                f"sequence encoder: feature frame lacks column(s) {missing}; fetch the user_sequence view "
-                f"(FeatureService purchase_seq_v1) or build it with registry.features.pipeline"
+                f"sequence encoder: feature frame lacks column(s) {missing}; fetch the {SEQUENCE_VIEW} view "
+                f"(FeatureService {PURCHASE_SEQ_SERVICE}) or build it with `shopscore features build`"
             )
         c = self.config
         cells = {col: [_as_int_list(v) for v in frame[col]] for col in SEQUENCE_COLUMNS}
@@ -297,7 +309,7 @@ class SequenceEncoder(Encoder):
                 raise ValueError(
                     f"sequence encoder: row {int(bad[0])} has {other[bad[0]]} values in {col!r} but "
                     f"{lengths[bad[0]]} in {EVENT_TYPE_COLUMN!r}; the sequence columns must come from one "
-                    f"user_sequence snapshot (rebuild the features with `shopscore features build`)"
+                    f"{SEQUENCE_VIEW} snapshot (rebuild the features with `shopscore features build`)"
                 )
         valid = np.arange(c.max_len)[None, :] >= c.max_len - np.minimum(lengths, c.max_len)[:, None]
         event = right_aligned(cells[EVENT_TYPE_COLUMN], c.max_len).clip(0, c.event_types - 1)
@@ -322,7 +334,7 @@ class SequenceEncoder(Encoder):
             "gap": torch.as_tensor(np.where(valid, gap, 0)),  # (B, T)
             "age": torch.as_tensor(age),  # (B, T), 0 = padding or unknown
             # (B, T) float32 and int64: for the pairwise attention bias (`relation_bias`); the category is the
-            # pipeline's id, not the folded bucket, so two categories sharing a bucket never read as the same
+            # contract's id, not the folded bucket, so two categories sharing a bucket never read as the same
             "before_newest": torch.as_tensor(before_newest, dtype=torch.float32),
             "category_id": torch.as_tensor(category_id),
             "mask": torch.as_tensor(valid),  # (B, T) bool, True = a real event

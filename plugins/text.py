@@ -4,8 +4,9 @@ Each feature row is rendered as one line, oldest event first, then the last sear
 
     view cat17 p3; cart cat17 p3 +5m; purchase cat17 p3 +2h; searched 'nike air max'
 
-The features hold ids, not names (registry/features/pipeline.py), so the text says what they hold: the
-event type name, `cat<id>` (the pipeline's hashed category id; 0 = none, omitted), `p<bucket>` (log2 price
+The features hold ids, not names (the feature contract's stable ids, re-exported by registry.plugin_api), so
+the text says what they hold: the event type name, `cat<id>` (the contract's hashed category id; 0 = none,
+omitted), `p<bucket>` (log2 price
 bucket; 0 = no price, omitted) and `+<gap>` (time since the previous event as s/m/h/d; omitted for the
 first event). Category and brand names ("electronics.smartphone apple") are not in the feature store, so
 they cannot be rendered; a FeatureService that serves them would only need a longer `render`. Only the
@@ -45,10 +46,21 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from registry.plugin_api import EVENT_TYPES, Encoder, hookimpl
+from registry.plugin_api import (
+    EVENT_TYPES,
+    LAST_QUERIES,
+    PURCHASE_SEQ_SERVICE,
+    SEQ_CATEGORY,
+    SEQ_EVENT_TYPE,
+    SEQ_PRICE_BUCKET,
+    SEQ_SECONDS_SINCE_PREV,
+    SEQUENCE_VIEW,
+    Encoder,
+    hookimpl,
+)
 
-SEQUENCE_COLUMNS = ("seq_event_type", "seq_category", "seq_price_bucket", "seq_seconds_since_prev")
-QUERIES_COLUMN = "last_queries"
+SEQUENCE_COLUMNS = (SEQ_EVENT_TYPE, SEQ_CATEGORY, SEQ_PRICE_BUCKET, SEQ_SECONDS_SINCE_PREV)
+QUERIES_COLUMN = LAST_QUERIES
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 
 
@@ -141,7 +153,7 @@ class TextEncoder(Encoder):
         if config.features is not None and (missing := [c for c in needed if c not in config.features]):
             raise ValueError(
                 f"text encoder reads {needed}, but the configured features lack {missing}; train it on a "
-                f"FeatureService that serves the user_sequence view (e.g. --feature-service purchase_seq_v1)"
+                f"FeatureService that serves the {SEQUENCE_VIEW} view (e.g. --feature-service {PURCHASE_SEQ_SERVICE})"
             )
         if config.backbone_config is not None:  # a saved model: weights come from model.safetensors
             self.backbone = _backbone_from_config(config.backbone_config)
@@ -196,8 +208,8 @@ class TextEncoder(Encoder):
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise KeyError(
-                f"text encoder: feature frame lacks column(s) {missing}; fetch the user_sequence view "
-                f"(FeatureService purchase_seq_v1) or build it with registry.features.pipeline"
+                f"text encoder: feature frame lacks column(s) {missing}; fetch the {SEQUENCE_VIEW} view "
+                f"(FeatureService {PURCHASE_SEQ_SERVICE}) or build it with `shopscore features build`"
             )
         columns = [frame[c].tolist() for c in self.features]
         return [

@@ -22,8 +22,9 @@ from registry import progress
 from registry.errors import UserError
 from registry.events.generate import generate_events
 from registry.events.schema import read_events, write_events
-from registry.features import feast_store, pipeline
-from registry.features.lifetime import LAGS_FILE, LIFETIME_FILE
+from registry.features import feast_store
+from registry.features.build import build_all
+from registry.features.contract import ACTIVITY_VIEW, FILES, TIMESTAMP_FIELD
 from registry.features.training_set import LabelSpec, build_training_set, fingerprint
 from registry.model_registry.engine import database_exists
 from registry.model_registry.store import ModelRegistry, ModelVersion
@@ -75,7 +76,7 @@ def generate(
 def build_features(settings: Settings, *, grain: str = "1d") -> Path:
     """Build every batch source (aggregates, sequences, real-time history); returns the aggregates' path."""
     events = read_events(settings.events_dir)
-    return pipeline.build_all(events, settings.features_dir, grain=grain)["user_activity"]
+    return build_all(events, settings.features_dir, grain=grain)[ACTIVITY_VIEW]
 
 
 def apply_features(settings: Settings) -> list[str]:
@@ -97,16 +98,9 @@ def materialize_features(settings: Settings, *, start: datetime | None = None) -
 
 
 def _oldest_snapshot(settings: Settings) -> datetime:
-    files = [
-        pipeline.FEATURES_FILE,
-        pipeline.SEQUENCES_FILE,
-        pipeline.REALTIME_FILE,
-        LIFETIME_FILE,
-        LAGS_FILE,
-    ]
     stamps = [
-        pd.read_parquet(settings.features_dir / name, columns=["event_timestamp"])["event_timestamp"].min()
-        for name in files
+        pd.read_parquet(settings.features_dir / name, columns=[TIMESTAMP_FIELD])[TIMESTAMP_FIELD].min()
+        for name in FILES
         if (settings.features_dir / name).is_file()
     ]
     if not stamps:

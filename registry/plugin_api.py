@@ -13,7 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from registry.events.schema import COLUMNS as EVENT_COLUMNS
 from registry.events.schema import EVENT_TYPES
-from registry.features.contract import FeatureField, feature_fields
+from registry.features.contract import (
+    CATEGORY_BUCKETS,
+    LAST_QUERIES,
+    NO_PREVIOUS_EVENT,
+    PRICE_BUCKETS,
+    PURCHASE_SEQ_SERVICE,
+    QUERY_COUNT,
+    SEQ_CATEGORY,
+    SEQ_EVENT_TYPE,
+    SEQ_PRICE_BUCKET,
+    SEQ_SECONDS_SINCE_PREV,
+    SEQUENCE_LENGTH,
+    SEQUENCE_VIEW,
+    event_type_id,
+    sequence_columns,
+)
+from registry.features.fields import FeatureField, feature_fields
 from registry.hookspecs import hookimpl
 from registry.modeling.metrics import (
     best_f1_threshold,
@@ -45,12 +61,24 @@ __all__ = [
     "AMOUNT",
     "BINARY",
     "CATEGORIES",
+    "CATEGORY_BUCKETS",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
+    "LAST_QUERIES",
+    "NO_PREVIOUS_EVENT",
     "NUMBER",
+    "PRICE_BUCKETS",
     "PROBABILITY",
+    "PURCHASE_SEQ_SERVICE",
+    "QUERY_COUNT",
     "RANKED_CATEGORIES",
     "REGRESSION",
+    "SEQUENCE_LENGTH",
+    "SEQUENCE_VIEW",
+    "SEQ_CATEGORY",
+    "SEQ_EVENT_TYPE",
+    "SEQ_PRICE_BUCKET",
+    "SEQ_SECONDS_SINCE_PREV",
     "AliasEvent",
     "Answer",
     "AnswerType",
@@ -67,9 +95,11 @@ __all__ = [
     "build_encoder",
     "config_from_dict",
     "config_to_dict",
+    "event_type_id",
     "feature_fields",
     "hookimpl",
     "regression_metrics",
+    "sequence_columns",
     "top_k_accuracy",
 ]
 

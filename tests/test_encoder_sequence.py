@@ -22,7 +22,8 @@ from plugins.sequence import (
     right_aligned,
 )
 from registry.events.generate import generate_events
-from registry.features.pipeline import build_user_sequences, sequence_columns
+from registry.features.contract import sequence_columns
+from registry.features.sequences import build_user_sequences
 from registry.modeling.shop_model import ShopModel
 from registry.modeling.training import TrainConfig, fit
 

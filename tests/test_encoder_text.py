@@ -15,7 +15,8 @@ from sklearn.metrics import roc_auc_score
 
 from plugins.text import TextConfig, TextEncoder, render
 from registry.events.generate import generate_events
-from registry.features.pipeline import build_user_sequences, sequence_columns
+from registry.features.contract import sequence_columns
+from registry.features.sequences import build_user_sequences
 from registry.modeling.shop_model import ShopModel
 from registry.modeling.training import TrainConfig, fit
 

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from feast import FeatureView
 from helpers import random_events
 
 from registry import flow as jobs
 from registry.events.schema import write_events
-from registry.features import feast_store, lifetime, pipeline, push_events, read_online
+from registry.features import contract, feast_store, push_events, read_online
+from registry.features.build import build_all
 from registry.features.training_set import LabelSpec, build_training_set, compute_labels, entity_rows
 from registry.settings import Settings
 
@@ -27,7 +27,7 @@ SERVICES = (
 
 def build_and_apply(settings: Settings, events: pd.DataFrame) -> None:
     write_events(events, settings.events_dir)
-    pipeline.build_all(events, settings.features_dir)
+    build_all(events, settings.features_dir)
     feast_store.apply(settings)
 
 
@@ -35,7 +35,7 @@ def build_and_apply(settings: Settings, events: pd.DataFrame) -> None:
 def applied(settings: Settings):
     events = random_events(n=1500, users=30, days=60)
     build_and_apply(settings, events)
-    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
+    snapshots = pd.read_parquet(settings.features_dir / contract.FEATURES_FILE)
     return settings, events, snapshots
 
 
@@ -56,20 +56,7 @@ def shared(tmp_path_factory):
     events = random_events(n=1500, users=30, days=60)
     build_and_apply(settings, events)
     feast_store.materialize(settings, start=events["event_time"].min().floor("D").to_pydatetime())
-    return settings, events, pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
-
-
-def test_declared_fields_are_exactly_the_pipeline_columns(settings: Settings):
-    declarations = feast_store.load_declarations(settings.feature_repo)
-    views = {v.name: v for v in declarations.of_type(FeatureView)}
-    assert [f.name for f in views["user_activity"].features] == pipeline.feature_columns()
-    assert [f.name for f in views["user_sequence"].features] == pipeline.sequence_columns()
-    assert [f.name for f in views["user_realtime"].features] == pipeline.realtime_columns()
-    assert [f.name for f in views["user_lifetime"].features] == lifetime.lifetime_columns()
-    assert [f.name for f in views["user_sequence_history"].features] == pipeline.sequence_columns()
-    for view in views.values():
-        assert view.ttl and view.ttl.total_seconds() > 0, f"{view.name} has a TTL"
-        assert all(f.description for f in view.features), f"every field of {view.name} is documented"
+    return settings, events, pd.read_parquet(settings.features_dir / contract.FEATURES_FILE)
 
 
 def online(settings: Settings, service: str, users: list[int], **extra) -> pd.DataFrame:
@@ -91,12 +78,12 @@ def test_online_features_are_the_newest_snapshot(shared):
 
 def test_sequence_lists_round_trip_online_and_offline(shared):
     settings, events, _ = shared
-    sequences = pd.read_parquet(settings.features_dir / pipeline.SEQUENCES_FILE)
+    sequences = pd.read_parquet(settings.features_dir / contract.SEQUENCES_FILE)
     newest = sequences.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
     users = [1, 2, 3, 4]
     got = online(settings, "purchase_seq_v1", users).set_index("user_id")
     for u in users:
-        for name in pipeline.sequence_columns():
+        for name in contract.sequence_columns():
             assert list(got.loc[u, name]) == list(newest.loc[u, name]), (u, name)
     # Offline: the newest sequence row at or before each cutoff, lists intact.
     cutoff = pd.Timestamp("2024-04-10 08:00", tz="UTC")
@@ -169,8 +156,8 @@ def test_an_expired_view_blanks_only_its_own_features_in_training_sets(shared):
     last = events["event_time"].max().floor("D")
     cutoffs = [last - pd.Timedelta(days=d, hours=12) for d in (1, 5, 20)]
     alone = build_training_set(store, events, service_name="purchase_v1", cutoffs=cutoffs, horizon_days=7)
-    activity = [c for c in pipeline.feature_columns() if c in alone.columns]
-    realtime = pipeline.realtime_columns()
+    activity = [c for c in contract.feature_columns() if c in alone.columns]
+    realtime = contract.realtime_columns()
     for service in ("purchase_seq_v1", "purchase_rt_v1"):
         frame = build_training_set(store, events, service_name=service, cutoffs=cutoffs, horizon_days=7)
         pd.testing.assert_frame_equal(frame[activity], alone[activity])
@@ -278,7 +265,7 @@ def test_cli_build_apply_materialize_and_push(settings: Settings, tmp_path):
     for args in (["features", "build", "--grain", "6h"], ["features", "apply"], ["features", "materialize"]):
         result = runner.invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
-    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
+    snapshots = pd.read_parquet(settings.features_dir / contract.FEATURES_FILE)
     assert (
         snapshots["event_timestamp"].dt.hour.isin([0, 6, 12, 18]).all()
         and (snapshots["event_timestamp"].dt.hour > 0).any()
@@ -313,7 +300,7 @@ def test_a_plain_materialize_after_a_rebuild_serves_the_rebuilt_values(settings:
     write_events(rebuilt, settings.events_dir)
     jobs.build_features(settings)
     assert "user_activity" in jobs.materialize_features(settings)
-    snapshots = pd.read_parquet(settings.features_dir / pipeline.FEATURES_FILE)
+    snapshots = pd.read_parquet(settings.features_dir / contract.FEATURES_FILE)
     newest = snapshots.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
     users = sorted(newest.index)
     got = online(settings, "purchase_v1", users).set_index("user_id")

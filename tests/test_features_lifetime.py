@@ -8,13 +8,11 @@ import pandas as pd
 import pytest
 from helpers import random_events
 
+from registry.features.contract import LAG_DAYS, lifetime_columns, request_columns
 from registry.features.lifetime import (
-    LAG_DAYS,
     build_lifetime_lags,
     build_user_lifetime,
     lifetime_at_request,
-    lifetime_columns,
-    request_columns,
 )
 
 

@@ -1,4 +1,5 @@
-"""The snapshots must equal a brute-force recomputation from the raw events, row by row, at every grain."""
+"""The snapshots must equal a brute-force recomputation from the raw events, row by row, at every grain; so
+must the sequences and the real-time rows, and `build_all` must write exactly what the builders return."""
 
 from __future__ import annotations
 
@@ -10,24 +11,29 @@ from helpers import random_events
 
 from registry.events.generate import generate_events
 from registry.events.schema import EVENT_TYPES
-from registry.features import pipeline
-from registry.features.pipeline import (
+from registry.features import build
+from registry.features.contract import (
     ACTIVE_TAIL_DAYS,
+    ACTIVITY_VIEW,
+    DISTINCT_WINDOWS_DAYS,
     NO_PREVIOUS_EVENT,
     QUERY_COUNT,
+    REALTIME_VIEW,
     SEQUENCE_LENGTH,
-    build_user_features,
-    build_user_sequences,
+    SEQUENCE_VIEW,
+    WINDOWS_DAYS,
     category_id,
     event_type_id,
     feature_columns,
-    iter_user_features,
     parse_grain,
     price_bucket,
-    realtime_rows,
+    realtime_columns,
     sequence_columns,
-    write_user_features,
 )
+from registry.features.files import write_user_features
+from registry.features.realtime import realtime_rows
+from registry.features.sequences import build_user_sequences
+from registry.features.snapshots import build_user_features, iter_user_features
 
 
 def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, float]:
@@ -38,7 +44,7 @@ def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, 
     def since(delta: pd.Timedelta) -> pd.DataFrame:
         return mine[mine["event_time"] >= at - delta]
 
-    for window in (1, 7, 30):
+    for window in WINDOWS_DAYS:
         recent = since(pd.Timedelta(days=window))
         for etype in EVENT_TYPES:
             out[f"{etype}_count_{window}d"] = int((recent["event_type"] == etype).sum())
@@ -55,7 +61,7 @@ def brute_force(events: pd.DataFrame, user: int, at: pd.Timestamp) -> dict[str, 
     for kind in ("cart", "purchase"):
         times = mine.loc[mine["event_type"] == kind, "event_time"]
         out[f"hours_since_last_{kind}"] = (at - times.max()).total_seconds() / 3600 if len(times) else np.nan
-    for days in (7, 30):
+    for days in DISTINCT_WINDOWS_DAYS:
         recent = since(pd.Timedelta(days=days))
         out[f"distinct_items_{days}d"] = recent["item_id"].nunique()  # exact, straight from the events
         out[f"distinct_categories_{days}d"] = recent["category"].nunique()
@@ -176,6 +182,7 @@ def test_realtime_rows_count_carts_per_day_and_continue_online_counts():
     )
     events["event_type"] = ["cart", "view", "cart", "cart"]
     rows = realtime_rows(events)
+    assert list(rows.columns) == ["user_id", "event_timestamp", *realtime_columns()]
     assert rows["cart_count_today"].tolist() == [1, 1, 2, 1]
     assert rows["last_event_type"].tolist() == ["cart", "view", "cart", "cart"]
     carried = realtime_rows(events.iloc[:3], carts_before=pd.Series({int(events["user_id"][0]): 5}))
@@ -226,11 +233,11 @@ def test_written_snapshots_stream_block_by_block_into_one_file(tmp_path):
 
 def test_build_all_streams_blocks_of_users_into_the_same_files(tmp_path, monkeypatch):
     events = random_events(n=900)
-    monkeypatch.setattr(pipeline, "FRAME_BLOCK_EVENTS", 60)  # ~15 blocks of users
-    written = pipeline.build_all(events, tmp_path)
-    pd.testing.assert_frame_equal(pd.read_parquet(written["user_activity"]), build_user_features(events))
-    assert pq.read_table(written["user_sequence"]).equals(build_user_sequences(events))
-    pd.testing.assert_frame_equal(pd.read_parquet(written["user_realtime"]), realtime_rows(events))
+    monkeypatch.setattr(build, "FRAME_BLOCK_EVENTS", 60)  # ~15 blocks of users
+    written = build.build_all(events, tmp_path)
+    pd.testing.assert_frame_equal(pd.read_parquet(written[ACTIVITY_VIEW]), build_user_features(events))
+    assert pq.read_table(written[SEQUENCE_VIEW]).equals(build_user_sequences(events))
+    pd.testing.assert_frame_equal(pd.read_parquet(written[REALTIME_VIEW]), realtime_rows(events))
 
 
 def test_unknown_event_type_is_a_clear_error():

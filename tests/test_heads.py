@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from registry.features.pipeline import feature_columns
+from registry.features.contract import feature_columns
 from registry.features.training_set import LabelSpec, compute_labels
 from registry.modeling.metrics import (
     best_f1_threshold,

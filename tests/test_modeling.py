@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from registry.features.pipeline import feature_columns
+from registry.features.contract import feature_columns
 from registry.modeling.shop_model import ModelFormatError, ShopModel
 from registry.modeling.training import SplitError, Splits, TrainConfig, fit, held_out
 from registry.plugin_host import PluginError, load_plugins

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from registry import hookspecs
-from registry.features.contract import feature_fields, markdown
+from registry.features.fields import feature_fields, markdown
 from registry.features.training_set import LabelSpec, compute_labels, entity_rows
 from registry.modeling.shop_model import ShopModel
 from registry.modeling.training import TrainConfig, evaluate, fit

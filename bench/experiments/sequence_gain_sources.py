@@ -43,7 +43,8 @@ import pandas as pd
 
 from bench.common import VARIANTS, interval, purchase_labels, workspace_settings
 from registry.events.generate import generate_events
-from registry.features.pipeline import build_user_features, feature_columns
+from registry.features.contract import feature_columns
+from registry.features.snapshots import build_user_features
 from registry.features.training_set import entity_rows
 from registry.model_registry.store import ModelRegistry
 from registry.modeling.metrics import RANKING_METRICS as METRICS

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from registry.features.pipeline import (
+from registry.features.contract import (
     CATEGORY_BUCKETS,
     PRICE_BUCKETS,
     QUERY_COUNT,

@@ -7,7 +7,8 @@ Each run builds the snapshots from events already in memory (a pandas frame, as 
 and writes `user_features.parquet`, as `shopscore features build` does; reading the events is not timed.
 The baseline is registry/features/pipeline.py at git revision `--baseline` (default: the last
 single-threaded, whole-frame engine), loaded from git so both engines run side by side on the same events
-and machine. Seconds are wall time; CPU seconds (user + system) are less sensitive to other jobs on a
+and machine; the engine has lived in registry/features/snapshots.py since pipeline.py was split, so only
+revisions before the split can be baselines as they stand. Seconds are wall time; CPU seconds (user + system) are less sensitive to other jobs on a
 shared machine, so the table shows both, and the load average at the end of each run.
 
 Events come from the synthetic generator once per size (not timed) and are cached as parquet under
@@ -31,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common import EVENTS_CACHE, events_for
-from registry.features.pipeline import default_threads
+from registry.features.snapshots import default_threads
 
 BASELINE = "416cff5"  # pandas + numpy on the whole frame, one thread
 
@@ -56,16 +57,15 @@ def baseline_module(revision: str):
 
 def run_one(path: Path, engine: str, threads: int) -> dict[str, float | str]:
     """Child process: build + write the snapshots of one events file with one engine."""
-    from registry.features import pipeline
+    from registry.features.files import write_user_features
+    from registry.features.snapshots import iter_user_features
 
     events = pd.read_parquet(path)
     events_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as out:
         before, started = os.times(), time.perf_counter()
         if engine == "current":
-            written = pipeline.write_user_features(
-                pipeline.iter_user_features(events, threads=threads), Path(out)
-            )
+            written = write_user_features(iter_user_features(events, threads=threads), Path(out))
         else:
             old = baseline_module(engine)
             written = old.write_user_features(old.build_user_features(events), Path(out))

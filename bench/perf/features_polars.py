@@ -21,7 +21,8 @@ import pandas as pd
 
 from bench.common import EVENTS_CACHE, events_for
 from registry.events.schema import EVENT_TYPES
-from registry.features.pipeline import ACTIVE_TAIL_DAYS, iter_user_features
+from registry.features.contract import ACTIVE_TAIL_DAYS, DISTINCT_WINDOWS_DAYS, WINDOWS_DAYS
+from registry.features.snapshots import iter_user_features
 
 try:
     import polars as pl
@@ -29,8 +30,8 @@ except ImportError:  # not a dependency of shopscore: it lost this comparison (m
     pl = None
 
 DAY_NS = 86_400 * 10**9
-COUNTS = [f"{t}_count_{w}d" for w in (1, 7, 30) for t in EVENT_TYPES]
-DISTINCT = [f"distinct_items_{w}d" for w in (7, 30)]
+COUNTS = [f"{t}_count_{w}d" for w in WINDOWS_DAYS for t in EVENT_TYPES]
+DISTINCT = [f"distinct_items_{w}d" for w in DISTINCT_WINDOWS_DAYS]
 
 
 def polars_subset(events: pd.DataFrame) -> pl.DataFrame:
@@ -50,7 +51,7 @@ def polars_subset(events: pd.DataFrame) -> pl.DataFrame:
     grid = grid.join(per_type, on=["user_id", "step"], how="left").sort("user_id", "step").fill_null(0)
     grid = grid.with_columns(
         pl.col(t).rolling_sum(window_size=w, min_samples=1).over("user_id").alias(f"{t}_count_{w}d")
-        for w in (1, 7, 30)
+        for w in WINDOWS_DAYS
         for t in EVENT_TYPES
     )
     # A sighting at step r after one at p adds 1 on steps [max(r, p + w), r + w), cut at the user's last step.
@@ -61,7 +62,7 @@ def polars_subset(events: pd.DataFrame) -> pl.DataFrame:
         .with_columns(prev=pl.col("step").shift(1).over("user_id", "item_id"))
         .join(bounds.select("user_id", end=pl.col("last") + 1), on="user_id")
     )
-    for w in (7, 30):
+    for w in DISTINCT_WINDOWS_DAYS:
         start = (
             pl.when(pl.col("prev").is_null())
             .then("step")

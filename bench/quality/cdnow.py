@@ -61,7 +61,8 @@ from bench.common import (
 from registry import flow as jobs
 from registry.events.importers import import_events
 from registry.events.schema import read_events
-from registry.features import feast_store, pipeline
+from registry.features import feast_store
+from registry.features.build import build_all
 from registry.features.training_set import as_utc, build_training_set, entity_rows
 from registry.model_registry.store import ModelRegistry
 from registry.modeling.shop_model import ShopModel
@@ -98,7 +99,7 @@ def prepare(settings: Settings, source: Path) -> pd.DataFrame:
     if summary.quarantined:
         raise RuntimeError(f"the cdnow importer quarantined rows of {source}: {summary.to_json()}")
     events = read_events(settings.events_dir)
-    pipeline.build_all(events, settings.features_dir)
+    build_all(events, settings.features_dir)
     feast_store.apply(settings)
     ModelRegistry.open(settings=settings, upgrade=True).close()  # the registry the models go to
     return events

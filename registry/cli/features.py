@@ -11,6 +11,7 @@ from registry.cli.common import (
     echo_json,
     load_settings,
 )
+from registry.features.contract import GRAINS
 
 
 @click.group()
@@ -20,7 +21,7 @@ def features() -> None:
 
 @features.command("build")
 @click.option(
-    "--grain", type=click.Choice(["1d", "6h", "1h"]), default="1d", show_default=True, help="Snapshot step."
+    "--grain", type=click.Choice(list(GRAINS)), default="1d", show_default=True, help="Snapshot step."
 )
 def features_build(grain: str) -> None:
     """Compute per-user snapshots and sequences (parquet the Feast sources read)."""
@@ -65,7 +66,7 @@ def features_materialize(start: datetime | None) -> None:
 def features_fields(service: str | None, as_json: bool) -> None:
     """What each FeatureService gives an encoder: fields, types, views and TTLs, meanings (sentinels, nulls)."""
 
-    from registry.features.contract import NULLS, feature_fields, markdown
+    from registry.features.fields import NULLS, feature_fields, markdown
 
     fields = feature_fields(load_settings().feature_repo)
     if service is not None:

@@ -1,6 +1,7 @@
-"""Feature pipeline and Feast wiring. `push_events` and `read_online` are the serving-side entry points.
+"""Feature builders and Feast wiring. `push_events` and `read_online` are the serving-side entry points.
 
-They import Feast lazily, so `registry.features.pipeline` stays cheap to import.
+They import Feast lazily, so the contract (`registry.features.contract`) and the builders (`snapshots`,
+`sequences`, `realtime`, `lifetime`, `files`, `build`) stay cheap to import.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 `user_activity` keeps a user alive only `ACTIVE_TAIL_DAYS` after their last event and its windows stop at 30
 days, which is right for a clickstream but loses the classic buy-till-you-die signals (recency, frequency,
 customer age, spend over the whole history) of shops whose customers buy a few times a year. This module
-writes `user_lifetime.parquet` (view `user_lifetime`, feature_repo/users.py): one row per (user, event
-time), stamped at the event's own time, holding the state after every event up to and including it. The
-state only changes when the user acts, so the file stays as small as the event log's distinct (user, time)
-pairs, and the view's long TTL carries it over any quiet spell.
+builds the rows of `user_lifetime.parquet` (view `user_lifetime`, feature_repo/users.py; files.py writes
+them): one row per (user, event time), stamped at the event's own time, holding the state after every
+event up to and including it. The state only changes when the user acts, so the file stays as small as
+the event log's distinct (user, time) pairs, and the view's long TTL carries it over any quiet spell.
 
 A row stamped `t` sees exactly the events at or before `t` (the convention of `user_realtime`); labels
 (registry/features/training_set.py) come from events strictly after a cutoff, so the two never overlap and
@@ -20,40 +20,30 @@ totals stamped `days` later, so a point-in-time lookup returns the totals as of 
 a difference (exact at any request time). Arrays of the last purchase times would do the same, but Feast's
 file offline store tokenizes object columns by pickling them cell by cell: one CDNOW retrieval took ~50 s
 with two such columns instead of ~2 s.
+
+The names (columns, lags, the request-time outputs and their descriptions) are the contract's
+(registry/features/contract.py); this module holds the computation.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from registry.features.pipeline import _user_order, _write_atomic
+from registry.features.contract import (
+    JOIN_KEY,
+    LAG_DAYS,
+    LAGGED,
+    TIMESTAMP_FIELD,
+    lag_visible_at,
+    lagged_columns,
+    lifetime_columns,
+    request_columns,
+)
+from registry.features.ordering import user_order
 
-LIFETIME_FILE = "user_lifetime.parquet"
-LAGS_FILE = "user_lifetime_lags.parquet"
-LAG_DAYS = (30, 90, 180, 365)  # windows of the request-time features
-LAGGED = ("purchases_total", "purchase_days_total", "spend_total")  # totals whose window differences count
 DAY_NS = 86_400 * 10**9
-
-
-def lifetime_columns() -> list[str]:
-    """Names of the features of `user_lifetime`, in a stable order (the Feast view declares the same)."""
-    return [
-        "first_event_at",
-        "last_event_at",
-        "first_purchase_at",
-        "last_purchase_at",
-        "events_total",
-        "active_days_total",
-        "purchases_total",
-        "purchase_days_total",
-        "items_total",
-        "spend_total",
-        "last_purchase_value",
-    ]
 
 
 def _running_distinct_days(codes: np.ndarray, day: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -105,7 +95,7 @@ def build_user_lifetime(events: pd.DataFrame) -> pa.Table:
     `lifetime_columns()`. Several events of a user at the same instant give one row (the state after all)."""
     if events.empty:
         raise ValueError("no events to build lifetime features from; generate or import events first")
-    ordered, codes, t_ns = _user_order(events)
+    ordered, codes, t_ns = user_order(events)
     is_purchase = (ordered["event_type"] == "purchase").to_numpy()
     price = ordered["price"].to_numpy(dtype="float64", na_value=np.nan)
     quantity = ordered["quantity"].to_numpy(dtype="float64", na_value=np.nan)
@@ -132,17 +122,12 @@ def build_user_lifetime(events: pd.DataFrame) -> pa.Table:
         "last_purchase_value": _last_purchase_value(codes, t_ns, value, is_purchase),
     }
     columns: dict[str, pa.Array] = {
-        "user_id": pa.array(ordered["user_id"].to_numpy()[rows], type=pa.int64()),
-        "event_timestamp": pa.array(t_ns[rows], type=pa.timestamp("ns", tz="UTC")),
+        JOIN_KEY: pa.array(ordered["user_id"].to_numpy()[rows], type=pa.int64()),
+        TIMESTAMP_FIELD: pa.array(t_ns[rows], type=pa.timestamp("ns", tz="UTC")),
     }
     for name, values in state.items():
         columns[name] = pa.array(values[rows], from_pandas=True)
-    return pa.table({name: columns[name] for name in ["user_id", "event_timestamp", *lifetime_columns()]})
-
-
-def lagged_columns(days: int) -> list[str]:
-    """Names of the features of `user_lifetime_<days>d_ago` (the Feast view declares the same)."""
-    return [f"{name}_{days}d_ago" for name in LAGGED]
+    return pa.table({name: columns[name] for name in [JOIN_KEY, TIMESTAMP_FIELD, *lifetime_columns()]})
 
 
 def build_lifetime_lags(lifetime: pa.Table) -> pa.Table:
@@ -153,30 +138,23 @@ def build_lifetime_lags(lifetime: pa.Table) -> pa.Table:
     of c - days: the totals in any window (c - days, c] are an exact difference of two lookups, with no
     per-user arrays and no snapshot per quiet day.
     """
-    frame = lifetime.select(["user_id", "event_timestamp", *LAGGED]).to_pandas()
+    frame = lifetime.select([JOIN_KEY, TIMESTAMP_FIELD, *LAGGED]).to_pandas()
     # Each user also gets a row of zeros visible from their first event: Feast's file offline store drops
     # an entity row that one of a service's views has nothing for, so "no purchases that long ago" must be
     # a row, not a gap.
-    first = frame.groupby("user_id", sort=False).head(1)
+    first = frame.groupby(JOIN_KEY, sort=False).head(1)
     zeros = first.assign(**{name: 0 for name in LAGGED}, shift=False)
     frame = pd.concat([zeros, frame.assign(shift=True)], ignore_index=True)
     columns: dict[str, pa.Array] = {
-        "user_id": pa.array(frame["user_id"]),
-        "event_timestamp": pa.array(frame["event_timestamp"]),
+        JOIN_KEY: pa.array(frame[JOIN_KEY]),
+        TIMESTAMP_FIELD: pa.array(frame[TIMESTAMP_FIELD]),
     }
     for days in LAG_DAYS:
         delay = np.where(frame["shift"], np.timedelta64(days, "D"), np.timedelta64(0, "D"))
-        columns[f"visible_at_{days}d"] = pa.array(frame["event_timestamp"] + delay)
+        columns[lag_visible_at(days)] = pa.array(frame[TIMESTAMP_FIELD] + delay)
         for name, lagged in zip(LAGGED, lagged_columns(days), strict=True):
             columns[lagged] = pa.array(frame[name].astype(lifetime.schema.field(name).type.to_pandas_dtype()))
     return pa.table(columns)
-
-
-def write_user_lifetime(table: pa.Table, features_dir: Path) -> dict[str, Path]:
-    """Write the lifetime rows and their lagged copies; returns {view name: path}."""
-    lags = _write_atomic([build_lifetime_lags(table)], features_dir, LAGS_FILE)
-    views = {f"user_lifetime_{days}d_ago": lags for days in LAG_DAYS}
-    return {"user_lifetime": _write_atomic([table], features_dir, LIFETIME_FILE), **views}
 
 
 def lifetime_at_request(inputs: dict[str, list], request_ts: list[float | None]) -> dict[str, list]:
@@ -205,41 +183,13 @@ REQUEST_INPUTS = (
 )
 
 
-# The on-demand view's outputs and what each means (the feature repo puts these in the view's tags).
-REQUEST_DESCRIPTIONS = {
-    "days_since_first_event": "Days from the first event to the request (customer age).",
-    "days_since_last_event": "Days from the newest event to the request.",
-    "days_since_first_purchase": "Days from the first purchase to the request (null: never purchased).",
-    "days_since_last_purchase": "Days from the newest purchase to the request (recency; null: never).",
-    "purchase_span_days": "Days from the first to the newest purchase (null: never purchased).",
-    "mean_days_between_purchase_days": "purchase_span_days / (purchase days - 1) (null: under 2 days).",
-    "purchase_days_per_30d": "Purchase days per 30 days of customer age (age at least 1 day).",
-    "mean_purchase_value": "spend_total / purchases_total (null: never purchased).",
-    "days_since_last_purchase_per_mean_gap": "days_since_last_purchase / mean_days_between_purchase_days: "
-    "how overdue the next purchase is (null: under 2 purchase days).",
-    **{
-        f"{what}_last_{days}d": f"{text} in the {days} days before the request (exact: the lifetime total "
-        f"now minus the total {days} days ago)."
-        for days in LAG_DAYS
-        for what, text in (
-            ("purchases", "Purchases"),
-            ("purchase_days", "Distinct purchase days"),
-            ("spend", "Purchase value"),
-        )
-    },
-}
-
-
-def request_columns() -> list[str]:
-    """Names of the on-demand view's outputs, in a stable order."""
-    return list(REQUEST_DESCRIPTIONS)
-
-
 MISSING = float("nan")  # Feast infers an output's type from a sample call, and None has no type
 
 
 def _days(later: float | None, earlier: float | None) -> float:
-    return MISSING if _absent(later) or _absent(earlier) else (later - earlier) / 86_400.0
+    if later is None or earlier is None or _absent(later) or _absent(earlier):
+        return MISSING
+    return (later - earlier) / 86_400.0
 
 
 def _absent(value: object) -> bool:

@@ -24,9 +24,9 @@ from feast.errors import FeastObjectNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
 from registry.features.bulk_online import BulkReader, decode_numbers, decode_objects
+from registry.features.contract import JOIN_KEY
 from registry.features.feast_store import FeatureRepoError
 
-USER_KEY = "user_id"  # the `user` entity's join key (feature_repo/users.py)
 NUMERIC_TYPES = (Int32, Int64, Float32, Float64, Bool)
 
 
@@ -84,7 +84,7 @@ class OnlineReader:
         self.store = store
         # bulk=False reads every service through Feast's public API (the benchmark's baseline, and a way out
         # should a Feast upgrade change what the bulk reader relies on).
-        self.bulk = BulkReader.for_store(store, USER_KEY) if bulk else None
+        self.bulk = BulkReader.for_store(store, JOIN_KEY) if bulk else None
         self._plans: dict[str, ServicePlan] = {}
 
     def plan(self, service_name: str) -> ServicePlan:
@@ -114,7 +114,7 @@ class OnlineReader:
             names += columns
         bulk = self.bulk is not None and all(
             v.view is not None
-            and v.view.join_keys == [USER_KEY]
+            and v.view.join_keys == [JOIN_KEY]
             and [c.dtype for c in v.view.entity_columns] == [Int64]
             and not p.join_key_map
             for v, p in zip(views, service.feature_view_projections, strict=True)
@@ -156,7 +156,7 @@ class OnlineReader:
         """Fill `values` through Feast's `get_online_features`."""
         extra = {name: now for name in plan.request_fields}
         response = self.store.get_online_features(
-            features=plan.service, entity_rows=[{USER_KEY: u, **extra} for u in user_ids]
+            features=plan.service, entity_rows=[{JOIN_KEY: u, **extra} for u in user_ids]
         ).to_dict(include_event_timestamps=True)
         for column, name in enumerate(plan.names):
             for row, value in enumerate(response[name]):  # element-wise: numpy would broadcast list values

@@ -16,12 +16,10 @@ import pandas as pd
 from feast.data_source import PushMode
 
 from registry.events.schema import conform, write_events
+from registry.features.contract import JOIN_KEY, REALTIME_PUSH_SOURCE, REALTIME_VIEW, TIMESTAMP_FIELD
 from registry.features.feast_store import open_store
-from registry.features.pipeline import realtime_rows
+from registry.features.realtime import realtime_rows
 from registry.settings import Settings
-
-PUSH_SOURCE = "user_realtime_push"
-VIEW = "user_realtime"
 
 
 @dataclass(frozen=True)
@@ -45,9 +43,9 @@ def read_event_file(path: Path) -> pd.DataFrame:
 
 
 def _online_state(store, user_ids: list[int]) -> pd.DataFrame:
-    refs = [f"{VIEW}:last_event_at", f"{VIEW}:cart_count_today"]
-    state = store.get_online_features(features=refs, entity_rows=[{"user_id": u} for u in user_ids]).to_df()
-    return state.set_index("user_id")
+    refs = [f"{REALTIME_VIEW}:last_event_at", f"{REALTIME_VIEW}:cart_count_today"]
+    state = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: u} for u in user_ids]).to_df()
+    return state.set_index(JOIN_KEY)
 
 
 def push_events(settings: Settings, frame: pd.DataFrame) -> PushResult:
@@ -64,12 +62,12 @@ def push_events(settings: Settings, frame: pd.DataFrame) -> PushResult:
     same_day = online_at.notna() & (online_at.dt.floor("D") == first_time.reindex(online.index).dt.floor("D"))
     carts_before = online.loc[same_day, "cart_count_today"].astype("int64")
     rows = realtime_rows(events, carts_before=carts_before)
-    newest = rows.groupby("user_id").tail(1).set_index("user_id")
+    newest = rows.groupby(JOIN_KEY).tail(1).set_index(JOIN_KEY)
     # Never move online state backwards: events older than what is online only go to the event store.
     behind = online_at.reindex(newest.index)
-    fresh = newest[behind.isna() | (newest["event_timestamp"] > behind)].reset_index()
+    fresh = newest[behind.isna() | (newest[TIMESTAMP_FIELD] > behind)].reset_index()
     if not fresh.empty:
-        store.push(PUSH_SOURCE, fresh, to=PushMode.ONLINE)
+        store.push(REALTIME_PUSH_SOURCE, fresh, to=PushMode.ONLINE)
     digest = hashlib.sha256(pd.util.hash_pandas_object(events, index=False).to_numpy().tobytes()).hexdigest()
     write_events(events, settings.events_dir, part_name=f"push-{digest[:16]}")
     return PushResult(len(events), len(fresh), len(newest) - len(fresh))

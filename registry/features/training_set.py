@@ -19,6 +19,7 @@ from feast import FeatureStore
 from tqdm.auto import tqdm
 
 from registry.errors import TrainingGridTooLarge
+from registry.features.contract import JOIN_KEY, TIMESTAMP_FIELD
 from registry.features.online import request_fields
 from registry.modeling.tasks import LabelWindow
 
@@ -34,11 +35,11 @@ def entity_rows(events: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]) -> pd.Dat
     """(user_id, event_timestamp=cutoff) for every user with at least one event before the cutoff."""
     first_seen = events.groupby("user_id")["event_time"].min()
     frames = [
-        pd.DataFrame({"user_id": first_seen.index[first_seen < c].to_numpy(), "event_timestamp": c})
+        pd.DataFrame({JOIN_KEY: first_seen.index[first_seen < c].to_numpy(), TIMESTAMP_FIELD: c})
         for c in cutoffs
     ]
     rows = pd.concat(frames, ignore_index=True)
-    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True)
+    rows[TIMESTAMP_FIELD] = pd.to_datetime(rows[TIMESTAMP_FIELD], utc=True)
     return rows
 
 
@@ -58,11 +59,11 @@ def compute_labels(events: pd.DataFrame, rows: pd.DataFrame, horizon_days: int, 
     times = events["event_time"].astype("datetime64[ns, UTC]").array.asi8  # UTC nanoseconds, sorted
     horizon = pd.Timedelta(days=horizon_days)
     values: list[Any] = [None] * len(rows)
-    for cutoff, positions in rows.groupby("event_timestamp").indices.items():
+    for cutoff, positions in rows.groupby(TIMESTAMP_FIELD).indices.items():
         cutoff = as_utc(cutoff)
         bounds = [cutoff.as_unit("ns").value, (cutoff + horizon).as_unit("ns").value]
         start, stop = np.searchsorted(times, bounds, side="right")  # (cutoff, cutoff + horizon]
-        users = rows["user_id"].to_numpy()[positions]
+        users = rows[JOIN_KEY].to_numpy()[positions]
         window = LabelWindow(cutoff, horizon_days, users, events.iloc[start:stop], spec.config)
         got = list(spec.compute(window))
         if len(got) != len(users):
@@ -88,8 +89,8 @@ def historical_features(store: FeatureStore, service_name: str, rows: pd.DataFra
     requested = request_fields(store, service)
     for name in requested:
         # Request-time features are computed as of the cutoff, the moment the row stands for.
-        entity_df[name] = (entity_df["event_timestamp"] - EPOCH).dt.total_seconds()
-    keys = ["user_id", "event_timestamp"]
+        entity_df[name] = (entity_df[TIMESTAMP_FIELD] - EPOCH).dt.total_seconds()
+    keys = [JOIN_KEY, TIMESTAMP_FIELD]
     merged = entity_df[keys + requested]
     on_demand = {v.name for v in store.list_on_demand_feature_views()}
     groups = [[p] for p in service.feature_view_projections if p.name not in on_demand]
@@ -97,7 +98,7 @@ def historical_features(store: FeatureStore, service_name: str, rows: pd.DataFra
     for projections in filter(None, groups):
         refs = [f"{p.name_to_use()}:{f.name}" for p in projections for f in p.features]
         fetched = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
-        fetched["event_timestamp"] = pd.to_datetime(fetched["event_timestamp"], utc=True)
+        fetched[TIMESTAMP_FIELD] = pd.to_datetime(fetched[TIMESTAMP_FIELD], utc=True)
         columns = [f.name for p in projections for f in p.features]
         merged = merged.merge(fetched[keys + columns], on=keys, how="left", validate="one_to_one")
     names = [f.name for p in service.feature_view_projections for f in p.features]
@@ -155,11 +156,11 @@ def check_grid_fits(sample: pd.DataFrame, rows: pd.DataFrame, budget_bytes: floa
     needed = per_row * len(rows) * TRAINING_COPIES
     if needed <= budget_bytes:
         return
-    cutoffs = rows["event_timestamp"].nunique()
+    cutoffs = rows[TIMESTAMP_FIELD].nunique()
     fitting = max(1, int(cutoffs * budget_bytes / needed))
     raise TrainingGridTooLarge(
         f"the training set would be {len(rows):,} rows ({cutoffs} cutoffs x up to "
-        f"{rows.groupby('event_timestamp').size().max():,} users), about {needed / 2**30:.1f} GiB while training, "
+        f"{rows.groupby(TIMESTAMP_FIELD).size().max():,} users), about {needed / 2**30:.1f} GiB while training, "
         f"more than the {budget_bytes / 2**30:.1f} GiB available (SHOPSCORE_TRAIN_MEMORY_GB); pass about "
         f"{fitting} dates to --train-cutoffs (with --valid-cutoff and --test-cutoff), or train on a machine "
         f"with more memory"

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from registry.features.contract import PURCHASE_LIFETIME_SERVICE, PURCHASE_SERVICE
 from registry.features.training_set import LabelSpec, compute_labels, entity_rows
 from registry.modeling.training import SplitError, Splits
 
-CLICKSTREAM_SERVICE = "purchase_v1"
-PURCHASES_ONLY_SERVICE = "purchase_lifetime_v1"
+CLICKSTREAM_SERVICE = PURCHASE_SERVICE
+PURCHASES_ONLY_SERVICE = PURCHASE_LIFETIME_SERVICE
 HORIZON_CHOICES_DAYS = (7, 14, 30, 60, 90)
 MIN_POSITIVE_RATE = 0.10
 
