@@ -93,7 +93,7 @@ def main() -> None:
     print(f"\n### score() vs bare Feast lookup, online store: {profile}")
     print(
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-        f"{torch.get_num_threads()}, device {scorer.device}, {args.n} users per path, interleaved; "
+        f"{torch.get_num_threads()}, device {scorer.models.device}, {args.n} users per path, interleaved; "
         f"load average {started_load} -> {load_average()})\n"
     )
     print("| path | p50 ms | p99 ms | p50 / bare | p99 / bare |")
