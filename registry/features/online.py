@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from feast import FeatureService, FeatureStore, FeatureView
+from feast import FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeastObjectNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64
 
@@ -120,7 +120,7 @@ class OnlineReader:
             for v, p in zip(views, service.feature_view_projections, strict=True)
         )
         scalar = all(f.dtype in NUMERIC_TYPES for p in service.feature_view_projections for f in p.features)
-        return ServicePlan(service, names, views, request_fields(self.store, service), bulk, scalar)
+        return ServicePlan(service, names, views, _request_fields(service, on_demand), bulk, scalar)
 
     def read(self, service_name: str, user_ids: Sequence[int], *, now: float) -> OnlineRead:
         """Features of `user_ids` by the service, as of `now` (unix seconds)."""
@@ -191,10 +191,13 @@ def _mask_expired(
 
 def request_fields(store: FeatureStore, service: FeatureService) -> list[str]:
     """Request-source fields the service's on-demand views need (shopscore's carry the request time)."""
+    return _request_fields(service, {v.name: v for v in store.list_on_demand_feature_views()})
+
+
+def _request_fields(service: FeatureService, on_demand: dict[str, OnDemandFeatureView]) -> list[str]:
     names: list[str] = []
-    odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
     for projection in service.feature_view_projections:
-        view = odfvs.get(projection.name)
+        view = on_demand.get(projection.name)
         for source in view.source_request_sources.values() if view else []:
             names += [f.name for f in source.schema if f.name not in names]
     return names
